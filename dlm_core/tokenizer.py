@@ -1,0 +1,130 @@
+"""Tokenizer with its special tokens named once, a chat template, and incremental detokenising.
+
+Reads the Hugging Face on-disk layout: `tokenizer.json` (the `tokenizers` format) and
+`tokenizer_config.json` (special token strings and the Jinja chat template). Token ids are looked
+up from their strings here and nowhere else, so the sampler never sees a magic number.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from tokenizers import Tokenizer
+
+# Strings that mean "mask" in the families we load, in order of preference.
+MASK_NAMES = ("<|mdm_mask|>", "<|mask|>", "<mask>", "[MASK]")
+# Strings that end an assistant turn, in order of preference.
+END_OF_TURN_NAMES = ("<|eot_id|>", "<|im_end|>", "<|endoftext|>", "</s>")
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    mask: int                 # the [MASK] the sampler fills in
+    end_of_turn: int          # ends the assistant's reply
+    eos: int                  # end of text (often also the padding the SFT data used)
+    pad: int                  # padding id
+    bos: int | None = None    # beginning of text, if the family uses one
+
+    @property
+    def stop_ids(self) -> frozenset[int]:
+        return frozenset({self.end_of_turn, self.eos})
+
+
+def _token_text(value) -> str | None:
+    # tokenizer_config.json stores special tokens either as strings or as {"content": ...} objects.
+    if isinstance(value, dict):
+        return value.get("content")
+    return value
+
+
+class DlmTokenizer:
+    def __init__(self, tokenizer: Tokenizer, special: SpecialTokens, chat_template: str | None = None,
+                 bos_text: str = "", eos_text: str = ""):
+        self.tok = tokenizer
+        self.special = special
+        self.chat_template = chat_template
+        self.bos_text, self.eos_text = bos_text, eos_text
+        self._template = None
+        if chat_template:
+            env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+            env.globals["raise_exception"] = _raise_template_error
+            self._template = env.from_string(chat_template)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tok.get_vocab_size(with_added_tokens=True)
+
+    @classmethod
+    def from_dir(cls, path: str | Path, mask: str | None = None, end_of_turn: str | None = None) -> "DlmTokenizer":
+        """Load from a checkpoint folder. `mask`/`end_of_turn` override the token strings to use."""
+        path = Path(path)
+        tok_file = path / "tokenizer.json"
+        if not tok_file.is_file():
+            raise FileNotFoundError(f"{path} has no tokenizer.json")
+        tok = Tokenizer.from_file(str(tok_file))
+        config = {}
+        if (path / "tokenizer_config.json").is_file():
+            config = json.loads((path / "tokenizer_config.json").read_text())
+        vocab = tok.get_vocab(with_added_tokens=True)
+
+        def lookup(role: str, explicit: str | None, names: tuple[str, ...], required: bool = True) -> int | None:
+            candidates = [explicit] if explicit else [_token_text(config.get(f"{role}_token"))] + list(names)
+            for name in candidates:
+                if name and name in vocab:
+                    return vocab[name]
+            if required:
+                raise ValueError(f"{path}: no {role} token found (tried {[c for c in candidates if c]})")
+            return None
+
+        mask_id = lookup("mask", mask or _token_text(config.get("mask_token")), MASK_NAMES)
+        eos_id = lookup("eos", None, END_OF_TURN_NAMES)
+        eot_id = lookup("eot", end_of_turn or _token_text(config.get("eot_token")), END_OF_TURN_NAMES)
+        pad_id = lookup("pad", None, (), required=False)
+        bos_id = lookup("bos", None, (), required=False)
+        special = SpecialTokens(mask=mask_id, end_of_turn=eot_id, eos=eos_id,
+                                pad=eos_id if pad_id is None else pad_id, bos=bos_id)
+        return cls(tok, special, config.get("chat_template"),
+                   bos_text=_token_text(config.get("bos_token")) or "",
+                   eos_text=_token_text(config.get("eos_token")) or "")
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids, skip_special: bool = True) -> str:
+        return self.tok.decode(list(ids), skip_special_tokens=skip_special)
+
+    def chat_prompt(self, messages: list[dict]) -> list[int]:
+        """Token ids of a conversation, ending where the assistant's reply begins."""
+        if self._template is None:
+            raise ValueError("this tokenizer has no chat_template")
+        text = self._template.render(messages=messages, add_generation_prompt=True,
+                                     bos_token=self.bos_text, eos_token=self.eos_text)
+        return self.encode(text)
+
+    def decoder(self) -> "IncrementalDecoder":
+        return IncrementalDecoder(self)
+
+
+def _raise_template_error(message: str):
+    raise ValueError(f"chat template: {message}")
+
+
+class IncrementalDecoder:
+    """Turns a growing list of committed ids into new text, holding back half-finished characters."""
+
+    def __init__(self, tokenizer: DlmTokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.emitted = ""
+
+    def push(self, ids) -> str:
+        self.ids.extend(int(i) for i in ids)
+        text = self.tokenizer.decode(self.ids)
+        if text.endswith("\ufffd"):   # an incomplete UTF-8 sequence: wait for its next byte-token
+            return ""
+        # Byte-level decoders only ever append to earlier text, so the new part is the tail.
+        new = text[len(self.emitted):]
+        self.emitted = text
+        return new
