@@ -189,7 +189,9 @@ class Transformer(nn.Module):
             start = cache.length if cache is not None else 0
             positions = torch.arange(start, start + S, device=tokens.device).expand(B, S)
         assert positions.shape == (B, S), (positions.shape, tokens.shape)
-        if int(positions.max()) >= self.cfg.max_seq_len:
+        # The bounds check reads a device value: skipped inside torch.compile, where it would
+        # break the graph (and CUDA graphs) in two.
+        if not torch.compiler.is_compiling() and int(positions.max()) >= self.cfg.max_seq_len:
             raise ValueError(f"position {int(positions.max())} exceeds max_seq_len {self.cfg.max_seq_len}")
         if key_valid is None:
             key_valid = torch.ones(B, S, dtype=torch.bool, device=tokens.device)

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import jinja2.sandbox
 from tokenizers import Tokenizer
 
-# Strings that mean "mask" in the families we load, in order of preference.
-MASK_NAMES = ("<|mdm_mask|>", "<|mask|>", "<mask>", "[MASK]")
+# Strings that mean "mask" in the families we load, in order of preference:
+# LLaDA "<|mdm_mask|>", Dream / dllm-hub A2D "<|mask|>", SDAR "<|MASK|>", Fast-dLLM v2 "|<MASK>|".
+MASK_NAMES = ("<|mdm_mask|>", "<|mask|>", "<|MASK|>", "|<MASK>|", "<mask>", "[MASK]")
 # Strings that end an assistant turn, in order of preference.
 END_OF_TURN_NAMES = ("<|eot_id|>", "<|im_end|>", "<|endoftext|>", "</s>")
 
@@ -48,7 +50,9 @@ class DlmTokenizer:
         self.bos_text, self.eos_text = bos_text, eos_text
         self._template = None
         if chat_template:
-            env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+            # Same settings as the Hugging Face renderer, so templates written for it render alike.
+            env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+                trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
             env.globals["raise_exception"] = _raise_template_error
             self._template = env.from_string(chat_template)
 
@@ -57,8 +61,15 @@ class DlmTokenizer:
         return self.tok.get_vocab_size(with_added_tokens=True)
 
     @classmethod
-    def from_dir(cls, path: str | Path, mask: str | None = None, end_of_turn: str | None = None) -> "DlmTokenizer":
-        """Load from a checkpoint folder. `mask`/`end_of_turn` override the token strings to use."""
+    def from_dir(cls, path: str | Path, mask: str | None = None, end_of_turn: str | None = None,
+                 prefer_mask: tuple[str, ...] = (), prefer_end_of_turn: tuple[str, ...] = (),
+                 mask_id: int | None = None) -> DlmTokenizer:
+        """Load from a checkpoint folder.
+
+        `mask`/`end_of_turn` force the token strings to use. Otherwise the string the tokenizer
+        config declares wins, then `prefer_*` (a model family's own names), then the generic names.
+        `mask_id` is the checkpoint config's mask id, used only when no mask string is found.
+        """
         path = Path(path)
         tok_file = path / "tokenizer.json"
         if not tok_file.is_file():
@@ -69,8 +80,9 @@ class DlmTokenizer:
             config = json.loads((path / "tokenizer_config.json").read_text())
         vocab = tok.get_vocab(with_added_tokens=True)
 
-        def lookup(role: str, explicit: str | None, names: tuple[str, ...], required: bool = True) -> int | None:
-            candidates = [explicit] if explicit else [_token_text(config.get(f"{role}_token"))] + list(names)
+        def lookup(role: str, forced: str | None, names: tuple[str, ...], required: bool = True) -> int | None:
+            declared = _token_text(config.get(f"{role}_token"))
+            candidates = [forced] if forced else [declared, *names]
             for name in candidates:
                 if name and name in vocab:
                     return vocab[name]
@@ -78,14 +90,18 @@ class DlmTokenizer:
                 raise ValueError(f"{path}: no {role} token found (tried {[c for c in candidates if c]})")
             return None
 
-        mask_id = lookup("mask", mask or _token_text(config.get("mask_token")), MASK_NAMES)
+        found_mask = lookup("mask", mask, (*prefer_mask, *MASK_NAMES), required=mask_id is None)
+        if found_mask is None:
+            if not 0 <= mask_id < tok.get_vocab_size(with_added_tokens=True):
+                raise ValueError(f"{path}: mask id {mask_id} from config.json is outside the tokenizer")
+            found_mask = mask_id
         eos_id = lookup("eos", None, END_OF_TURN_NAMES)
-        eot_id = lookup("eot", end_of_turn or _token_text(config.get("eot_token")), END_OF_TURN_NAMES)
+        eot_id = lookup("eot", end_of_turn, (*prefer_end_of_turn, *END_OF_TURN_NAMES))
         pad_id = lookup("pad", None, (), required=False)
         bos_id = lookup("bos", None, (), required=False)
-        special = SpecialTokens(mask=mask_id, end_of_turn=eot_id, eos=eos_id,
+        special = SpecialTokens(mask=found_mask, end_of_turn=eot_id, eos=eos_id,
                                 pad=eos_id if pad_id is None else pad_id, bos=bos_id)
-        return cls(tok, special, config.get("chat_template"),
+        return cls(tok, special, _chat_template(path, config),
                    bos_text=_token_text(config.get("bos_token")) or "",
                    eos_text=_token_text(config.get("eos_token")) or "")
 
@@ -103,8 +119,20 @@ class DlmTokenizer:
                                      bos_token=self.bos_text, eos_token=self.eos_text)
         return self.encode(text)
 
-    def decoder(self) -> "IncrementalDecoder":
+    def decoder(self) -> IncrementalDecoder:
         return IncrementalDecoder(self)
+
+
+def _chat_template(path: Path, config: dict) -> str | None:
+    """The default chat template: tokenizer_config.json's "chat_template" (a string, or a list of
+    named templates), else a chat_template.jinja file beside it (newer transformers save that)."""
+    template = config.get("chat_template")
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default") or next(iter(named.values()), None)
+    if not template and (path / "chat_template.jinja").is_file():
+        template = (path / "chat_template.jinja").read_text()
+    return template or None
 
 
 def _raise_template_error(message: str):
