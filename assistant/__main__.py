@@ -1,0 +1,272 @@
+"""Command line: `python -m assistant {serve,mic,chat,transcribe,say}` (also installed as `dlm-voice`).
+
+Every subcommand loads only the models it needs, once. A missing model prints one line saying what to
+install or pass and exits with status 2; it never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+
+EXIT_MISSING_MODEL = 2
+EXIT_DEVICE = 3
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("models")
+    g.add_argument(
+        "--model", help="diffusion LM: checkpoint folder or hub id (env DLM_MODEL; default: bundled)"
+    )
+    g.add_argument(
+        "--asr-model", help="CTranslate2 Whisper folder or name (env DLM_ASR_MODEL; default: bundled tiny.en)"
+    )
+    g.add_argument("--voice", help="piper .onnx voice (env DLM_TTS_VOICE; default: bundled joe voice)")
+    g.add_argument(
+        "--preset",
+        choices=("fastest", "balanced", "quality"),
+        default=None,
+        help="diffusion speed/quality preset (env DLM_PRESET; default: balanced)",
+    )
+    g.add_argument("--device", default="cpu", help="torch device for the LM (cpu, cuda)")
+    g.add_argument(
+        "--instructions", default=None, help="system prompt ('' for none; default: a brief-answers prompt)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlm-voice", description="A voice assistant whose LM is a masked-diffusion LM."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    _add_model_flags(common)
+    common.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "serve", parents=[common], help="browser page at / and the Realtime API at /v1/realtime"
+    )
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
+
+    p = sub.add_parser("mic", parents=[common], help="talk through the local microphone and speakers")
+    p.add_argument("--input-device", help="input device index or name substring (see --list-devices)")
+    p.add_argument("--output-device", help="output device index or name substring")
+    p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    p.add_argument(
+        "--headphones",
+        action="store_true",
+        help="full duplex with barge-in (open speakers would make the assistant hear itself)",
+    )
+    p.add_argument("--max-turns", type=int, default=None, help="exit after this many replies")
+
+    p = sub.add_parser("chat", parents=[common], help="text chat: one reply per line")
+    p.add_argument(
+        "--text", action="append", help="a message to answer on its own (repeatable); none: read stdin"
+    )
+
+    p = sub.add_parser(
+        "transcribe", parents=[common], help="transcribe audio files with the voice loop's ASR path"
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: file, text, ms, turns")
+
+    p = sub.add_parser("say", parents=[common], help="speak TEXT with the voice loop's TTS path")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("-o", "--output", help="write a WAV file instead of playing")
+    return parser
+
+
+def _models(args):
+    from assistant.config import ModelsConfig
+
+    kw = {"model": args.model, "asr_model": args.asr_model, "voice": args.voice, "device": args.device}
+    if args.preset:
+        kw["preset"] = args.preset
+    return ModelsConfig(**kw)
+
+
+def _session_cfg(models, args=None, **kw):
+    from assistant.config import DlmKnobs, SessionConfig
+
+    if args is not None and args.instructions is not None:
+        kw["instructions"] = args.instructions
+    return SessionConfig(dlm=DlmKnobs(preset=models.preset), **kw)
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+
+def cmd_serve(args) -> int:
+    from assistant.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+    from assistant.pipeline import Engines
+    from assistant.server import AssistantServer
+
+    models = _models(args)
+    cfg = ServerConfig(host=args.host or DEFAULT_HOST, port=DEFAULT_PORT if args.port is None else args.port)
+    engines = Engines.load(models)
+
+    async def main():
+        server = await AssistantServer(engines, cfg, _session_cfg(models, args)).start()
+        print(
+            f"serving on {server.url}  (Realtime API: ws://{cfg.host}:{server.port}/v1/realtime)", flush=True
+        )
+        try:
+            await asyncio.Future()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engines.close()
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from assistant.pipeline import Engines
+
+    models = _models(args)
+    engines = Engines.load(models, asr=False, tts=False)
+    cfg = _session_cfg(models, args)
+    system = [{"role": "system", "content": cfg.instructions}] if cfg.instructions else []
+
+    def answer(history: list[dict]) -> str:
+        parts = [c.text for c in engines.lm.reply(system + history, cfg.sampler())]
+        return " ".join("".join(parts).split())  # one line per reply
+
+    try:
+        if args.text:
+            for text in args.text:
+                print(answer([{"role": "user", "content": text}]), flush=True)
+            return 0
+        history: list[dict] = []
+        interactive = sys.stdin.isatty()
+        while True:
+            if interactive:
+                print("> ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                return 0
+            if not line.strip():
+                continue
+            history.append({"role": "user", "content": line.strip()})
+            reply = answer(history)
+            history.append({"role": "assistant", "content": reply})
+            print(reply, flush=True)
+    finally:
+        engines.close()
+
+
+def cmd_transcribe(args) -> int:
+    from assistant.pipeline import Engines
+    from audio.asr import EndpointConfig, Endpointer, transcribe_file
+
+    engines = Engines.load(_models(args), lm=False, tts=False)
+    status = 0
+    with Endpointer(EndpointConfig(), engines.asr) as ep:
+        for f in args.files:
+            t0 = time.perf_counter()
+            try:
+                turns = transcribe_file(f, ep)
+            except (OSError, ValueError) as e:
+                print(f"{f}: cannot read audio: {e}", file=sys.stderr)
+                status = 1
+                continue
+            ms = round((time.perf_counter() - t0) * 1000.0, 1)
+            text = " ".join(t.text for t in turns if t.text).strip()
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "file": f,
+                            "text": text,
+                            "ms": ms,
+                            "turns": [
+                                {
+                                    "text": t.text,
+                                    "start_ms": t.start_ms,
+                                    "end_ms": t.end_ms,
+                                    "asr_ms": round(t.asr_ms, 1),
+                                }
+                                for t in turns
+                            ],
+                        }
+                    ),
+                    flush=True,
+                )
+            else:
+                print(f"{f}\t{text}", flush=True)
+    return status
+
+
+def cmd_say(args) -> int:
+    import numpy as np
+
+    from assistant.pipeline import Engines
+    from audio import pcm
+
+    engines = Engines.load(_models(args), lm=False, asr=False)
+    tts = engines.tts
+    chunks = [c.samples for c in tts.synthesize(args.text)]
+    x = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if args.output:
+        pcm.write_wav(args.output, x, tts.sample_rate)
+        print(f"wrote {args.output} ({len(x) / tts.sample_rate:.2f} s)", file=sys.stderr)
+    else:
+        from audio.devices import play
+
+        play(x, tts.sample_rate)
+    return 0
+
+
+def cmd_mic(args) -> int:
+    from assistant.mic import run_mic
+
+    return run_mic(args, _models(args))
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "chat": cmd_chat,
+    "transcribe": cmd_transcribe,
+    "say": cmd_say,
+    "mic": cmd_mic,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_MISSING_MODEL
+    except ValueError as e:  # a bad flag value that argparse could not check
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_MISSING_MODEL
+    except OSError as e:  # e.g. the port is taken
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        from audio.devices import AudioDeviceError
+
+        if isinstance(e, AudioDeviceError):
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_DEVICE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Settings of the assistant: which models to load, how the server listens, and one conversation's session.
+
+Each is a documented dataclass validated with ValueError, so a bad CLI flag or a bad `session.update`
+field becomes a message the user can act on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from audio.vad import VadConfig
+from dlm_core.sampler import PRESETS, SamplerConfig
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_PRESET = "balanced"
+DEFAULT_INSTRUCTIONS = "You are a helpful voice assistant. Answer briefly."
+MODALITIES = ("audio", "text")
+MAX_REPLY_TOKENS = 128  # a spoken reply longer than this is a monologue
+ENV_PRESET = "DLM_PRESET"
+DEFAULT_AUDIO_LEAD_MS = 500.0  # playback buffer the client keeps; covers network jitter on a LAN
+
+
+@dataclass
+class ModelsConfig:
+    """Which models one process loads (once): the diffusion LM, Whisper and the piper voice."""
+
+    model: str | None = None  # checkpoint dir or hub id; None: env DLM_MODEL, then the bundled model
+    asr_model: str | None = (
+        None  # CTranslate2 Whisper dir / name; None: env DLM_ASR_MODEL, then bundled tiny.en
+    )
+    voice: str | None = None  # piper .onnx voice; None: env DLM_TTS_VOICE, then the bundled joe voice
+    device: str = "cpu"  # torch device for the LM ("cpu", "cuda")
+    preset: str = field(default_factory=lambda: os.environ.get(ENV_PRESET) or DEFAULT_PRESET)
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+
+
+@dataclass
+class ServerConfig:
+    """The HTTP + websocket server."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT  # 0: pick a free port
+    max_sessions: int = 8  # websocket sessions served at once; more are refused with an error event
+    metrics_turns: int = 200  # recent turns kept for /metrics
+
+    def __post_init__(self):
+        if not (0 <= self.port <= 65535):
+            raise ValueError(f"port must be in [0, 65535], got {self.port}")
+        if self.max_sessions < 1:
+            raise ValueError(f"max_sessions must be >= 1, got {self.max_sessions}")
+        if self.metrics_turns < 1:
+            raise ValueError(f"metrics_turns must be >= 1, got {self.metrics_turns}")
+
+
+@dataclass
+class DlmKnobs:
+    """The diffusion speed/quality knob (the `session.dlm` extension of the Realtime protocol)."""
+
+    preset: str = DEFAULT_PRESET  # "fastest" | "balanced" | "quality"
+    threshold: float | None = None  # confidence needed to commit a token in parallel; None: the preset's
+    max_steps_per_block: int | None = None  # step cap per block; None: the preset's
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.threshold is not None and not (0.0 <= self.threshold <= 1.0):
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
+        if self.max_steps_per_block is not None and (
+            not isinstance(self.max_steps_per_block, int) or self.max_steps_per_block < 1
+        ):
+            raise ValueError(
+                f"max_steps_per_block must be a positive integer, got {self.max_steps_per_block!r}"
+            )
+
+    def sampler(self, max_new_tokens: int) -> SamplerConfig:
+        over = {"max_new_tokens": max_new_tokens}
+        if self.threshold is not None:
+            over["threshold"] = self.threshold
+        if self.max_steps_per_block is not None:
+            over["max_steps_per_block"] = self.max_steps_per_block
+        return SamplerConfig.preset(self.preset, **over)
+
+
+@dataclass
+class SessionConfig:
+    """One conversation's settings; the Realtime `session` object maps onto these fields."""
+
+    instructions: str = DEFAULT_INSTRUCTIONS  # the system prompt
+    output_modalities: tuple[str, ...] = ("audio",)  # ("audio",) speaks (with a transcript); ("text",) writes
+    turn_detection: VadConfig | None = field(default_factory=VadConfig)  # None: manual commit
+    create_response: bool = True  # server VAD: answer as soon as a turn ends
+    interrupt_response: bool = True  # server VAD: user speech during a reply cancels it (barge-in)
+    max_output_tokens: int = MAX_REPLY_TOKENS
+    # Reply audio is sent at most this far ahead of real-time playback; the rest waits on the server, where
+    # a barge-in can still drop it. None: send as fast as it is synthesized.
+    audio_lead_ms: float | None = DEFAULT_AUDIO_LEAD_MS
+    dlm: DlmKnobs = field(default_factory=DlmKnobs)
+
+    def __post_init__(self):
+        self.output_modalities = tuple(self.output_modalities)
+        if len(self.output_modalities) != 1 or self.output_modalities[0] not in MODALITIES:
+            raise ValueError(
+                f"output_modalities must be ['audio'] or ['text'], got {list(self.output_modalities)}"
+            )
+        if self.audio_lead_ms is not None and self.audio_lead_ms < 0:
+            raise ValueError(f"audio_lead_ms must be >= 0 or None, got {self.audio_lead_ms}")
+        if not isinstance(self.max_output_tokens, int) or self.max_output_tokens < 1:
+            raise ValueError(f"max_output_tokens must be a positive integer, got {self.max_output_tokens!r}")
+
+    @property
+    def speaks(self) -> bool:
+        return "audio" in self.output_modalities
+
+    def sampler(self) -> SamplerConfig:
+        return self.dlm.sampler(self.max_output_tokens)
+
+    def replace(self, **kw) -> SessionConfig:
+        return replace(self, **kw)

@@ -1,0 +1,135 @@
+"""Every frame that moves between the pipeline's stages and out to a transport (websocket, speakers).
+
+Two tiers, as in pipecat:
+- SystemFrame: control and status (speech started/stopped, interruption, response done, errors). Never
+  dropped, never made stale by an interruption.
+- DataFrame: content in order (transcripts, reply text, reply audio). Every stage and the transport drop a
+  data frame whose turn is no longer current, which is how barge-in guarantees that no audio of an
+  interrupted reply reaches the client after the interruption.
+
+Every frame carries the turn id it belongs to (see turns.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    turn_id: int
+
+
+@dataclass
+class SystemFrame(Frame):
+    pass
+
+
+@dataclass
+class DataFrame(Frame):
+    pass
+
+
+# -------------------------------------------------------------------------------------------- system
+
+
+@dataclass
+class SpeechStarted(SystemFrame):
+    item_id: str  # the user item this speech will become
+    audio_start_ms: float  # stream position (padded start, as OpenAI reports it)
+
+
+@dataclass
+class SpeechStopped(SystemFrame):
+    item_id: str
+    audio_end_ms: float
+
+
+@dataclass
+class Committed(SystemFrame):
+    """The user's audio became a conversation item (server VAD turn end, or a manual commit)."""
+
+    item_id: str
+    previous_item_id: str | None
+
+
+@dataclass
+class Interrupted(SystemFrame):
+    """A reply was stopped (barge-in or response.cancel); the transport flushes its playback."""
+
+    response_id: str
+    item_id: str
+    played_ms: float  # reply audio the listener has heard (estimated), which the history keeps
+
+
+@dataclass
+class ResponseDone(SystemFrame):
+    response_id: str
+    item_id: str
+    status: str  # "completed" | "cancelled" | "failed"
+    text: str  # the reply as it stands in the history (cut to what was played when cancelled)
+    modalities: tuple[str, ...]
+    reason: str | None = None  # why it was cancelled / failed
+    audio_ms: float = 0.0  # reply audio produced
+    metrics: dict = field(default_factory=dict)  # latency_ms of this turn (see pipeline.TurnClock)
+
+
+@dataclass
+class ErrorFrame(SystemFrame):
+    code: str
+    message: str
+    param: str | None = None
+    event_id: str | None = None
+
+
+@dataclass
+class UserTranscript(SystemFrame):
+    item_id: str
+    text: str
+    ok: bool = True  # False: transcription failed (text holds the reason)
+
+
+@dataclass
+class UserText(SystemFrame):
+    """A typed user message was added to the conversation."""
+
+    item_id: str
+    previous_item_id: str | None
+    text: str
+
+
+@dataclass
+class Notice(SystemFrame):
+    """A transport's own message (an acknowledgement), queued so it keeps its place among the others."""
+
+    payload: dict
+
+
+# ---------------------------------------------------------------------------------------------- data
+# Only the parts of a reply are data frames: the user's side of the conversation is never interrupted.
+
+
+@dataclass
+class ResponseStarted(SystemFrame):  # opens the reply even if it is cut at once
+    response_id: str
+    item_id: str
+    modalities: tuple[str, ...]
+
+
+@dataclass
+class TextDelta(DataFrame):
+    response_id: str
+    item_id: str
+    text: str
+    spoken: bool = True  # True: the transcript of reply audio; False: a text-only reply
+
+
+@dataclass
+class AudioOut(DataFrame):
+    response_id: str
+    item_id: str
+    samples: np.ndarray = field(repr=False)  # float32 [N] at `rate`
+    rate: int
+    text: str  # the piece of the reply this audio speaks

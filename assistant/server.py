@@ -1,0 +1,160 @@
+"""One port for everything: the browser page, the Realtime websocket API, health and metrics.
+
+    GET /                 web/index.html (and the page's other files, from the `web` package)
+    GET /healthz          {"ok": true, "sessions": n, "models": {...}}
+    GET /metrics          {"turns": [recent dlm.turn_metrics], "summary": {...}}
+    WS  /v1/realtime      the OpenAI Realtime protocol (realtime.py), one Session per connection
+
+Models are loaded once (Engines) and shared; each connection has its own conversation state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import importlib.resources
+import json
+import logging
+import mimetypes
+import statistics
+from collections import deque
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from assistant.config import ServerConfig, SessionConfig
+from assistant.pipeline import Engines
+from assistant.realtime import RealtimeConnection, error_event
+
+log = logging.getLogger(__name__)
+
+REALTIME_PATH = "/v1/realtime"
+WEB_PACKAGE = "web"
+INDEX = "index.html"
+MAX_MESSAGE_BYTES = 24 * 1024 * 1024  # a 15 MiB append, base64-encoded, fits
+
+
+class Metrics:
+    """Recent turns' latency figures, for /metrics."""
+
+    def __init__(self, keep: int):
+        self.turns: deque[dict] = deque(maxlen=keep)
+
+    def add(self, turn: dict) -> None:
+        self.turns.append(turn)
+
+    def summary(self) -> dict:
+        out = {"turns": len(self.turns)}
+        for key in ("voice_to_voice", "first_audio", "first_text", "asr", "endpointing"):
+            vals = [t["latency_ms"][key] for t in self.turns if t["latency_ms"].get(key) is not None]
+            if vals:
+                out[key] = {"median": round(statistics.median(vals), 1), "min": min(vals), "max": max(vals)}
+        return out
+
+
+def _static(path: str) -> tuple[bytes, str] | None:
+    """A file of the web package, or None. Only plain names inside the package are served."""
+    name = path.lstrip("/") or INDEX
+    if "/" in name or name.startswith(".") or name.endswith(".py"):
+        return None
+    try:
+        res = importlib.resources.files(WEB_PACKAGE).joinpath(name)
+        if not res.is_file():
+            return None
+        body = res.read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return None
+    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+        ctype += "; charset=utf-8"
+    return body, ctype
+
+
+def _response(status: http.HTTPStatus, body: bytes, ctype: str) -> Response:
+    headers = Headers(
+        [("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _json(status: http.HTTPStatus, obj) -> Response:
+    return _response(status, json.dumps(obj).encode(), "application/json")
+
+
+class AssistantServer:
+    """Holds the shared engines, the live sessions and the metrics."""
+
+    def __init__(
+        self, engines: Engines, cfg: ServerConfig | None = None, session: SessionConfig | None = None
+    ):
+        self.engines, self.cfg = engines, cfg or ServerConfig()
+        self.session_cfg = session or SessionConfig()
+        self.metrics = Metrics(self.cfg.metrics_turns)
+        self.sessions = 0
+        self.port: int | None = None
+        self._server = None
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == REALTIME_PATH:
+            return None  # the websocket handshake goes on
+        if path == "/healthz":
+            return _json(
+                http.HTTPStatus.OK, {"ok": True, "sessions": self.sessions, "models": self.engines.describe()}
+            )
+        if path == "/metrics":
+            return _json(
+                http.HTTPStatus.OK, {"turns": list(self.metrics.turns), "summary": self.metrics.summary()}
+            )
+        found = _static(path)
+        if found is None:
+            return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+        return _response(http.HTTPStatus.OK, *found)
+
+    async def handler(self, ws: ServerConnection) -> None:
+        if self.sessions >= self.cfg.max_sessions:
+            await ws.send(
+                json.dumps(
+                    error_event(
+                        "too_many_sessions", f"the server serves {self.cfg.max_sessions} sessions at once"
+                    )
+                )
+            )
+            await ws.close()
+            return
+        self.sessions += 1
+        try:
+            await RealtimeConnection(ws, self.engines, self.session_cfg, on_turn=self.metrics.add).run()
+        except Exception:
+            log.exception("session failed")
+        finally:
+            self.sessions -= 1
+
+    async def start(self) -> AssistantServer:
+        self._server = await serve(
+            self.handler,
+            self.cfg.host,
+            self.cfg.port,
+            process_request=self.process_request,
+            max_size=MAX_MESSAGE_BYTES,
+            compression=None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.cfg.host}:{self.port}/"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Future()
+        finally:
+            await self.stop()

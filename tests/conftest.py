@@ -1,0 +1,120 @@
+"""Shared fixtures for the assistant tests: one set of real models per test process, and a live server.
+
+The LM is `DLM_TEST_MODEL` when set (e.g. the shipped default), else a tiny block-causal diffusion model
+trained here (tests/dlm_fixtures.py) and saved once as a checkpoint folder in the speech cache, so every
+test process after the first loads it in well under a second. Whisper and piper are the bundled models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TINY_CKPT_VERSION = "2"  # bump when the recipe or VOICE_PAIRS change
+# Prompts as Whisper writes them (capitals, punctuation), so spoken questions reach memorised replies.
+VOICE_PAIRS = [
+    ("What is the capital of France?", "The capital of France is Paris, a city on the Seine."),
+    ("Hello, how are you today?", "I am doing well, thank you. How can I help you?"),
+    ("Tell me a joke.", "Why did the robot cross the road? To charge its battery."),
+]
+
+
+def tiny_checkpoint_dir() -> Path:
+    """A checkpoint folder of the tiny trained model (trained on first use, then cached on disk)."""
+    from tests.speech import cache_dir
+
+    out = cache_dir() / f"tiny_dlm_ckpt_v{TINY_CKPT_VERSION}"
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    import importlib.util
+
+    from dlm_core.checkpoints import save_checkpoint
+
+    # A private copy of the fixtures module, so its PAIRS (and caches) are ours alone.
+    spec = importlib.util.spec_from_file_location(
+        "assistant_dlm_fixtures", ROOT / "tests" / "dlm_fixtures.py"
+    )
+    fx = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = fx  # dataclasses look their module up there
+    spec.loader.exec_module(fx)
+    fx.PAIRS = list(fx.PAIRS) + VOICE_PAIRS
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as dlm_fixtures does: on a shared 2-core machine one thread trains faster
+    try:
+        model, _, _ = fx.train_tiny("block_causal", steps=600)
+    finally:
+        torch.set_num_threads(threads)
+    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+    save_checkpoint(model, fx.tiny_tokenizer_dir(), tmp)
+    if not out.exists():
+        os.replace(tmp, out)
+    return out
+
+
+def lm_spec() -> str:
+    return os.environ.get("DLM_TEST_MODEL") or str(tiny_checkpoint_dir())
+
+
+# Replies of the tiny model are only meaningful without a system prompt (it was trained on bare chats).
+TEST_INSTRUCTIONS = "" if not os.environ.get("DLM_TEST_MODEL") else None
+
+
+@pytest.fixture(scope="session")
+def model_spec() -> str:
+    return lm_spec()
+
+
+@pytest.fixture(scope="session")
+def engines(model_spec):
+    from assistant.config import ModelsConfig
+    from assistant.pipeline import Engines
+
+    e = Engines.load(ModelsConfig(model=model_spec))
+    yield e
+    e.close()
+
+
+def session_config(**kw):
+    from assistant.config import SessionConfig
+
+    if TEST_INSTRUCTIONS is not None:
+        kw.setdefault("instructions", TEST_INSTRUCTIONS)
+    return SessionConfig(**kw)
+
+
+class ServerThread:
+    """An AssistantServer on its own event loop in a background thread (tests run their own loops)."""
+
+    def __init__(self, engines):
+        from assistant.config import ServerConfig
+        from assistant.server import AssistantServer
+
+        self.loop = asyncio.new_event_loop()
+        self.server = AssistantServer(engines, ServerConfig(port=0), session_config())
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
+        self.port = self.server.port
+
+    def close(self):
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def server(engines):
+    s = ServerThread(engines)
+    yield s
+    s.close()

@@ -1,0 +1,151 @@
+"""Every subcommand of `python -m assistant`, run as a user would, with real models on real offline speech."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from audio import pcm
+from tests.conftest import ROOT, TEST_INSTRUCTIONS, VOICE_PAIRS, lm_spec
+from tests.speech import make_speech, normalize_text, word_error_rate
+
+RUN_TIMEOUT_S = 240  # model loading on a busy 2-core machine
+
+
+def run(*args, env=None, timeout=RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def lm_flags() -> list[str]:
+    flags = ["--model", lm_spec()]
+    return flags + (["--instructions", TEST_INSTRUCTIONS] if TEST_INSTRUCTIONS is not None else [])
+
+
+def test_chat_answers_each_text_on_its_own_line():
+    questions = [q for q, _ in VOICE_PAIRS[:2]]
+    p = run("chat", *lm_flags(), *[a for q in questions for a in ("--text", q)])
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == len(questions), p.stdout
+    if TEST_INSTRUCTIONS is not None:  # the tiny test model memorised these replies
+        assert lines == [a for _, a in VOICE_PAIRS[:2]], lines
+    # stdin REPL: one reply per line, conversation kept between lines.
+    p = subprocess.run(
+        [sys.executable, "-m", "assistant", "chat", *lm_flags()],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        input=questions[0] + "\n\n" + questions[1] + "\n",
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.splitlines()) == 2 and all(ln.strip() for ln in p.stdout.splitlines()), p.stdout
+
+
+def test_transcribe_json(tmp_path):
+    texts = ["Turn on the kitchen lights.", "What is the capital of France?"]
+    files = [
+        make_speech(t, tmp_path / f"u{i}.wav", rate=rate)
+        for i, (t, rate) in enumerate(zip(texts, (16000, 24000)))
+    ]
+    p = run("transcribe", "--json", *map(str, files))
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(ln) for ln in p.stdout.splitlines()]
+    assert [r["file"] for r in rows] == list(map(str, files))
+    for text, row in zip(texts, rows):
+        assert word_error_rate(text, row["text"]) <= 0.2, row
+        assert row["ms"] > 0
+    p = run("transcribe", str(files[0]))  # plain output: FILE<TAB>TEXT
+    assert p.returncode == 0 and p.stdout.startswith(f"{files[0]}\t"), p.stdout
+
+
+def test_say_writes_speech_that_transcribes_back(tmp_path):
+    from tests.speech import load_transcriber
+
+    text = "The weather is sunny and warm today."
+    out = tmp_path / "say.wav"
+    p = run("say", text, "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    x, rate = pcm.read_wav(out)
+    assert len(x) / rate > 1.0
+    heard = load_transcriber().transcribe(pcm.resample(x, rate, pcm.SAMPLE_RATE_ASR)).text
+    assert word_error_rate(text, heard) <= 0.2, heard
+
+
+def test_missing_model_is_one_clear_line(tmp_path):
+    p = run("chat", "--model", str(tmp_path / "no_such_model"), "--text", "hi")
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "no_such_model" in p.stderr
+    p = run("transcribe", "--asr-model", str(tmp_path / "nope"), str(tmp_path / "x.wav"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    p = run("say", "hi", "--voice", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "o.wav"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+
+
+def test_help_of_every_subcommand():
+    for cmd in ("serve", "mic", "chat", "transcribe", "say"):
+        p = run(cmd, "--help", timeout=60)
+        assert p.returncode == 0 and "--model" in p.stdout, (cmd, p.stdout, p.stderr)
+    assert "--headphones" in run("mic", "--help", timeout=60).stdout
+
+
+def test_serve_prints_the_url_and_answers(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "serve", "--port", "0", *lm_flags()],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving on http://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split()[2]
+        health = json.loads(urllib.request.urlopen(url + "healthz", timeout=30).read())
+        assert health["ok"] is True
+        page = urllib.request.urlopen(url, timeout=30).read().decode()
+        assert "<html" in page.lower()
+        openai = pytest.importorskip("openai")
+        import asyncio
+
+        async def ask():
+            client = openai.AsyncOpenAI(api_key="x", base_url=url + "v1")
+            async with client.realtime.connect(model="dlm") as conn:
+                await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+                await conn.conversation.item.create(
+                    item={
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": VOICE_PAIRS[0][0]}],
+                    }
+                )
+                await conn.response.create()
+                text = ""
+                async for ev in conn:
+                    if ev.type == "response.output_text.delta":
+                        text += ev.delta
+                    if ev.type == "response.done":
+                        return text.strip()
+
+        reply = asyncio.run(asyncio.wait_for(ask(), 120))
+        assert reply
+        if TEST_INSTRUCTIONS is not None:
+            assert normalize_text(reply) == normalize_text(VOICE_PAIRS[0][1])
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -1,0 +1,169 @@
+"""The pipeline Session fed directly (no websocket): frames in order, interruption, truncation, history."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from assistant import frames as F
+from assistant.config import SessionConfig
+from assistant.pipeline import Session
+from assistant.realtime import ProtocolError, apply_session_update
+from assistant.turns import SpokenReply, Turns
+from tests.conftest import VOICE_PAIRS, session_config
+
+QUESTION, ANSWER = VOICE_PAIRS[0]
+FRAME_TIMEOUT_S = 60
+
+
+async def frames_until(session: Session, done, got: list) -> F.Frame:
+    async def loop():
+        while True:
+            f = await session.out.get()
+            if session.turns.is_stale(f):
+                continue  # what a transport does
+            got.append(f)
+            if done(f):
+                return f
+
+    return await asyncio.wait_for(loop(), FRAME_TIMEOUT_S)
+
+
+async def test_text_turn_frames_in_order(engines):
+    s = Session(engines, session_config())
+    got: list = []
+    try:
+        await s.add_text(QUESTION)
+        await s.create_response()
+        done = await frames_until(s, lambda f: isinstance(f, F.ResponseDone), got)
+    finally:
+        await s.close()
+    kinds = [type(f).__name__ for f in got]
+    assert kinds[0] == "UserText" and kinds[1] == "ResponseStarted" and kinds[-1] == "ResponseDone", kinds
+    first_audio = kinds.index("AudioOut")
+    assert "TextDelta" in kinds[:first_audio]  # text leads its audio
+    text = "".join(f.text for f in got if isinstance(f, F.TextDelta)).strip()
+    assert done.status == "completed" and done.text == text
+    assert {f.turn_id for f in got if isinstance(f, F.DataFrame)} == {done.turn_id}
+    assert [h["role"] for h in s.history] == ["user", "assistant"] and s.history[1]["text"] == text
+    assert (
+        done.metrics["first_text"] is not None and done.metrics["first_audio"] >= done.metrics["first_text"]
+    )
+    if session_config().instructions == "":
+        assert text == ANSWER
+
+
+async def test_cancel_mid_reply_drops_the_rest_and_keeps_what_was_played(engines):
+    s = Session(engines, session_config())
+    got: list = []
+    try:
+        await s.add_text(QUESTION)
+        await s.create_response()
+        await frames_until(s, lambda f: isinstance(f, F.AudioOut), got)
+        stale_turn = s.turns.current
+        await asyncio.sleep(0.3)  # the listener hears a little of it
+        assert await s.cancel()
+        done = await frames_until(s, lambda f: isinstance(f, F.ResponseDone), got)
+        await asyncio.sleep(1.0)  # anything still in flight would arrive now
+        while not s.out.empty():
+            f = s.out.get_nowait()
+            if not s.turns.is_stale(f):
+                got.append(f)
+    finally:
+        await s.close()
+    cut = next(i for i, f in enumerate(got) if isinstance(f, F.Interrupted))
+    assert not [f for f in got[cut:] if isinstance(f, F.AudioOut)]
+    assert done.status == "cancelled" and done.reason == "client_cancelled"
+    assert got[cut].played_ms > 0
+    assert all(f.turn_id == stale_turn for f in got if isinstance(f, F.AudioOut))
+    full = "".join(f.text for f in got if isinstance(f, F.TextDelta))
+    kept = s.history[-1]["text"]
+    assert full.strip().startswith(kept) and len(kept) < len(full.strip()), (kept, full)
+    assert await s.cancel() is False  # nothing left to cancel
+
+
+async def test_truncate_and_history_trim(engines):
+    s = Session(engines, session_config())
+    try:
+        await s.add_text(QUESTION)
+        await s.create_response()
+        done = await frames_until(s, lambda f: isinstance(f, F.ResponseDone), [])
+        assert s.truncate(done.item_id, 0.0) == ""
+        with pytest.raises(ValueError):
+            s.truncate(done.item_id, done.audio_ms + 5000)
+        with pytest.raises(KeyError):
+            s.truncate("item_nope", 0.0)
+        # A long conversation is trimmed (oldest first) to fit the model's context with a reply.
+        for i in range(200):
+            s.history.append(
+                {"id": f"item_{i}", "role": "user" if i % 2 == 0 else "assistant", "text": f"message {i}"}
+            )
+        s._trim_history()
+        prompt = engines.lm.tokenizer.chat_prompt(s.messages())
+        assert len(prompt) <= engines.lm.context_len - s.cfg.max_output_tokens
+        assert s.history[-1]["text"] == "message 199"
+    finally:
+        await s.close()
+
+
+def test_spoken_reply_text_until():
+    r = SpokenReply()
+    r.add("The capital of France is Paris,", 1000.0)
+    r.add("a city on the Seine.", 500.0)
+    r.add("a city on the Seine.", 500.0)  # one piece in two chunks
+    assert r.audio_ms == 2000.0
+    assert r.text_until(0) == ""
+    assert r.text_until(1000) == "The capital of France is Paris,"
+    assert r.text_until(1500) == "The capital of France is Paris, a city"
+    assert r.text_until(5000) == "The capital of France is Paris, a city on the Seine."
+
+
+def test_turns_make_old_data_frames_stale():
+    t = Turns()
+    old = F.TextDelta(t.current, "resp_1", "item_1", "hi")
+    sys_frame = F.ResponseDone(t.current, "resp_1", "item_1", "cancelled", "", ("audio",))
+    t.advance()
+    assert t.is_stale(old) and not t.is_stale(sys_frame)
+
+
+def test_session_update_maps_and_validates():
+    cfg = apply_session_update(
+        SessionConfig(),
+        {
+            "type": "realtime",
+            "instructions": "Be terse.",
+            "output_modalities": ["text"],
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 24000},
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "threshold": 0.6,
+                        "silence_duration_ms": 300,
+                        "prefix_padding_ms": 200,
+                        "interrupt_response": False,
+                    },
+                },
+                "output": {"voice": "alloy"},
+            },
+            "dlm": {"preset": "quality", "max_steps_per_block": 8},
+        },
+    )
+    assert cfg.instructions == "Be terse." and cfg.output_modalities == ("text",)
+    assert cfg.turn_detection.threshold == 0.6 and cfg.turn_detection.silence_duration_ms == 300
+    assert cfg.interrupt_response is False
+    sampler = cfg.sampler()
+    assert sampler.threshold == 0.97 and sampler.max_steps_per_block == 8
+    assert apply_session_update(cfg, {"audio": {"input": {"turn_detection": None}}}).turn_detection is None
+    for bad, param in [
+        ({"voice_speed": 2}, "session.voice_speed"),
+        ({"output_modalities": ["audio", "text"]}, "session.output_modalities"),
+        ({"audio": {"input": {"format": {"type": "audio/pcmu"}}}}, "session.audio.input.format"),
+        ({"audio": {"input": {"turn_detection": {"threshold": 2.0}}}}, "session.audio.input.turn_detection"),
+        ({"dlm": {"threshold": 1.5}}, "session.dlm"),
+        ({"tools": [{"type": "function", "name": "f"}]}, "session.tools"),
+    ]:
+        with pytest.raises(ProtocolError) as e:
+            apply_session_update(cfg, bad)
+        assert e.value.param == param, (bad, e.value.param)
