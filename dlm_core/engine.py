@@ -1,0 +1,301 @@
+"""Serve several conversations at once from one diffusion LM.
+
+`DlmEngine.reply(messages)` returns a plain synchronous iterator of `Committed` chunks. Each reply
+runs the sampler (`dlm_core.sampler.generate`) in the caller's thread; the sampler's forward passes
+go to one worker thread, which merges the pending requests of all sessions into a single batched
+forward (left padding, with `key_valid` and explicit positions so every row keeps its own
+positions, cache and canvas) and hands each row its logits back. Closing a reply's iterator cancels
+it before its next forward pass.
+
+Prompt cache across turns: for "block_causal" and "causal" models each `session_id` keeps the
+keys/values of its conversation (prompt and committed reply blocks). The next turn reuses the
+longest common token prefix with the new prompt, cut to a whole model block, which is exact. For
+"bidirectional" models a cached prefix would be an approximation that grows staler every turn, so
+those sessions recompute their prompt each turn (within a turn the sampler's prefix/dual cache
+still applies).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from dlm_core.cache import KVCache
+from dlm_core.sampler import Committed, PromptCache, SamplerConfig, generate, model_forward
+
+MAX_BATCH = 8                # most rows merged into one forward pass
+BATCH_WAIT_S = 0.02          # longest a ready request waits for other running sessions to submit
+MAX_SESSIONS = 64            # conversations whose prompt cache is kept (least recently used dropped)
+
+
+@dataclass
+class _Request:
+    tokens: torch.Tensor             # [1, S]
+    positions: torch.Tensor          # [1, S]
+    cache: KVCache | None
+    keep_q: torch.Tensor | None      # query indices whose keys/values join `cache`
+    want: tuple[int, int]            # query range whose logits are returned
+    done: threading.Event = field(default_factory=threading.Event)
+    result: torch.Tensor | None = None
+    error: BaseException | None = None
+
+
+class DlmEngine:
+    def __init__(self, loaded, device: str = "cpu", max_batch: int = MAX_BATCH,
+                 batch_wait_s: float = BATCH_WAIT_S):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.loaded = loaded
+        self.device = torch.device(device)
+        self.model = loaded.model.to(self.device).eval()
+        self.tokenizer = loaded.tokenizer
+        self.family = getattr(loaded, "family", "dlm_voice")
+        self.context_len = self.model.cfg.max_seq_len
+        self.max_batch, self.batch_wait_s = max_batch, batch_wait_s
+        self.forward_calls = 0                 # batched forward passes run (all sessions together)
+        self.batch_sizes: list[int] = []       # rows per forward pass, most recent last (bounded)
+        self._queue: list[_Request] = []
+        self._running = 0                      # replies inside a sampler step right now
+        self._cv = threading.Condition()
+        self._closed = False
+        self._sessions: OrderedDict[str, PromptCache] = OrderedDict()
+        self._sessions_lock = threading.Lock()
+        self._keeps_cache = self.model.cfg.attention in ("block_causal", "causal")
+        self._worker = threading.Thread(target=self._serve, name="dlm-engine", daemon=True)
+        self._worker.start()
+
+    @classmethod
+    def load(cls, spec: str | None = None, device: str = "cpu", **kw) -> DlmEngine:
+        from dlm_core.checkpoints import load_checkpoint, resolve_model
+        return cls(load_checkpoint(resolve_model(spec), device=device), device=device, **kw)
+
+    # ---- the public iterator -------------------------------------------------------------
+
+    def reply(self, messages: list[dict], cfg: SamplerConfig | None = None,
+              session_id: str | None = None) -> Iterator[Committed]:
+        """Stream the assistant's reply to `messages`; close the iterator to cancel."""
+        if self._closed:
+            raise RuntimeError("engine is closed")
+        cfg = cfg or SamplerConfig()
+        prompt = self.prompt_ids(messages, cfg.max_new_tokens)
+        cache = self._take_session(session_id)
+        try:   # generate() validates eagerly, so bad input raises here, not on the first next()
+            gen = generate(self.model, self.tokenizer, prompt, cfg, forward=self._forward, prompt_cache=cache)
+        except BaseException:
+            self._put_session(session_id, cache)
+            raise
+        return self._run(gen, cache, session_id)
+
+    def prompt_ids(self, messages: list[dict], max_new_tokens: int) -> list[int]:
+        """The chat prompt, dropping the oldest non-system messages until it fits the context."""
+        if not messages:
+            raise ValueError("messages is empty")
+        for m in messages:
+            if not isinstance(m, dict) or "role" not in m or "content" not in m:
+                raise ValueError(f"each message needs 'role' and 'content', got {m!r}")
+        budget = self.context_len - max_new_tokens
+        if budget < 1:
+            raise ValueError(f"max_new_tokens {max_new_tokens} leaves no room in a context of {self.context_len}")
+        msgs = list(messages)
+        while True:
+            ids = self.tokenizer.chat_prompt(msgs)
+            if len(ids) <= budget:
+                return ids
+            droppable = [i for i, m in enumerate(msgs) if m["role"] != "system"]
+            if len(droppable) <= 1:
+                raise ValueError(f"the last message alone ({len(ids)} tokens) does not fit the context "
+                                 f"({self.context_len}) with max_new_tokens {max_new_tokens}")
+            del msgs[droppable[0]]
+
+    def _run(self, gen, cache: PromptCache | None, session_id: str | None) -> Iterator[Committed]:
+        try:
+            while True:
+                with self._cv:
+                    self._running += 1
+                try:
+                    item = next(gen)
+                except StopIteration:
+                    return
+                finally:
+                    with self._cv:
+                        self._running -= 1
+                        self._cv.notify_all()
+                yield item
+                if item.done:
+                    return
+        finally:
+            gen.close()
+            self._put_session(session_id, cache)
+
+    def _take_session(self, session_id: str | None) -> PromptCache | None:
+        if not (session_id and self._keeps_cache):
+            return None
+        with self._sessions_lock:
+            cache = self._sessions.pop(session_id, None)
+        return cache or PromptCache(KVCache(self.model.cfg.n_layers))
+
+    def _put_session(self, session_id: str | None, cache: PromptCache | None) -> None:
+        if not (session_id and cache is not None):
+            return
+        with self._sessions_lock:
+            self._sessions[session_id] = cache
+            self._sessions.move_to_end(session_id)
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+
+    def session_cached_tokens(self, session_id: str) -> int:
+        """How many tokens of this conversation have cached keys/values (0 if none)."""
+        with self._sessions_lock:
+            cache = self._sessions.get(session_id)
+        return len(cache.ids) if cache else 0
+
+    def drop_session(self, session_id: str) -> None:
+        with self._sessions_lock:
+            self._sessions.pop(session_id, None)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._worker.join(timeout=5)
+
+    # ---- batching ------------------------------------------------------------------------
+
+    def _forward(self, tokens, positions, cache, keep_q, want) -> torch.Tensor:
+        """The sampler's forward: queue the request and wait for the worker's batched pass."""
+        req = _Request(tokens, positions, cache, keep_q, want)
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("engine is closed")
+            self._queue.append(req)
+            self._cv.notify_all()
+        req.done.wait()
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    for req in self._queue:
+                        req.error = RuntimeError("engine is closed")
+                        req.done.set()
+                    return
+                # Wait (briefly) until every session inside a step has submitted its request.
+                deadline = time.monotonic() + self.batch_wait_s
+                while len(self._queue) < min(self._running, self.max_batch) and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+            try:
+                with torch.inference_mode():
+                    results = self._batched_forward(batch)
+                for req, out in zip(batch, results):
+                    req.result = out
+            except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiting session
+                for req in batch:
+                    req.error = exc
+            self.forward_calls += 1
+            self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
+            for req in batch:
+                req.done.set()
+
+    def _batched_forward(self, batch: list[_Request]) -> list[torch.Tensor]:
+        model = self.model
+        if len(batch) == 1:
+            r = batch[0]
+            return [_single_forward(model, r)]
+        cfg = model.cfg
+        B = len(batch)
+        S = max(r.tokens.shape[1] for r in batch)
+        T = max(r.cache.length if r.cache is not None else 0 for r in batch)
+        dev = self.device
+        tokens = torch.full((B, S), self.tokenizer.special.pad, dtype=torch.long, device=dev)
+        positions = torch.zeros(B, S, dtype=torch.long, device=dev)
+        valid = torch.zeros(B, S, dtype=torch.bool, device=dev)
+        for i, r in enumerate(batch):           # left padding: real tokens end at column S
+            s = r.tokens.shape[1]
+            tokens[i, S - s:] = r.tokens[0]
+            positions[i, S - s:] = r.positions[0]
+            valid[i, S - s:] = True
+        merged = None
+        if T > 0 or any(r.cache is not None for r in batch):
+            merged = _merge_caches([r.cache for r in batch], T, cfg, dev, self.model.lm_head.weight.dtype)
+            merged.write = any(r.keep_q is not None and len(r.keep_q) for r in batch)
+        hidden = model(tokens, positions, cache=merged, key_valid=valid, hidden_only=True)  # [B, S, dim]
+        outs = []
+        for i, r in enumerate(batch):
+            off = S - r.tokens.shape[1]
+            outs.append(model.lm_head(hidden[i:i + 1, off + r.want[0]:off + r.want[1]]).float())
+            if r.cache is not None and r.keep_q is not None and len(r.keep_q):
+                cols = T + off + r.keep_q.to(dev)
+                _append(r.cache, merged, i, cols)
+        return outs
+
+
+def _single_forward(model, r: _Request) -> torch.Tensor:
+    return model_forward(model)(r.tokens, r.positions, r.cache, r.keep_q, r.want)
+
+
+def _merge_caches(caches: list[KVCache | None], T: int, cfg, device, dtype) -> KVCache:
+    """One batched cache from per-row caches, left-padded to T columns with invalid keys."""
+    merged = KVCache(cfg.n_layers)
+    if T == 0:
+        return merged
+    B = len(caches)
+    rows_pos, rows_valid = [], []
+    for c in caches:
+        n = c.length if c is not None else 0
+        pos = torch.zeros(1, T, dtype=torch.long, device=device)
+        val = torch.zeros(1, T, dtype=torch.bool, device=device)
+        if n:
+            pos[:, T - n:] = c.positions
+            val[:, T - n:] = c.valid
+        rows_pos.append(pos)
+        rows_valid.append(val)
+    merged.positions = torch.cat(rows_pos)
+    merged.valid = torch.cat(rows_valid)
+    shape = (1, cfg.n_kv_heads, T, cfg.head_dim)
+    for layer in range(cfg.n_layers):
+        ks, vs = [], []
+        for c in caches:
+            n = c.length if c is not None else 0
+            if n == T:
+                ks.append(c.k[layer])
+                vs.append(c.v[layer])
+            elif n == 0:
+                ks.append(torch.zeros(shape, dtype=dtype, device=device))
+                vs.append(torch.zeros(shape, dtype=dtype, device=device))
+            else:
+                ks.append(F.pad(c.k[layer], (0, 0, T - n, 0)))
+                vs.append(F.pad(c.v[layer], (0, 0, T - n, 0)))
+        merged.k[layer] = torch.cat(ks)
+        merged.v[layer] = torch.cat(vs)
+    assert merged.positions.shape == (B, T), merged.positions.shape
+    return merged
+
+
+def _append(cache: KVCache, merged: KVCache, row: int, cols: torch.Tensor) -> None:
+    """Append columns `cols` of batched cache row `row` to a per-row cache."""
+    for layer in range(cache.n_layers):
+        k = merged.k[layer][row:row + 1, :, cols]
+        v = merged.v[layer][row:row + 1, :, cols]
+        cache.k[layer] = k if cache.k[layer] is None else torch.cat([cache.k[layer], k], 2)
+        cache.v[layer] = v if cache.v[layer] is None else torch.cat([cache.v[layer], v], 2)
+    pos = merged.positions[row:row + 1, cols]
+    val = merged.valid[row:row + 1, cols]
+    if cache.positions is None:
+        cache.positions, cache.valid = pos, val
+    else:
+        cache.positions = torch.cat([cache.positions, pos], 1)
+        cache.valid = torch.cat([cache.valid, val], 1)

@@ -1,0 +1,192 @@
+"""Tiny real parts for diffusion-LM tests: a byte-level BPE tokenizer and small transformers.
+
+`tiny_tokenizer()` trains a byte-level BPE on a few sentences and writes it, with a ChatML chat
+template and special tokens, in the Hugging Face layout the real checkpoints use.
+`trained_model(attention, shift)` trains a 2-layer model for a few seconds to memorise three
+prompt -> reply pairs with a masked-diffusion loss (or a next-token loss for the causal AR twin),
+so tests can assert that real text comes out. Both are cached per process.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from dlm_core.model import ModelConfig, Transformer
+from dlm_core.tokenizer import DlmTokenizer
+
+MASK, EOT, EOS, IM_START = "<|mask|>", "<|im_end|>", "<|endoftext|>", "<|im_start|>"
+SPECIALS = [EOS, IM_START, EOT, MASK]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+PAIRS = [  # (user message, memorised reply)
+    ("hello", "Hi there! How can I help you today?"),
+    ("what is the capital of france", "The capital of France is Paris, a city on the Seine."),
+    ("tell me a joke", "Why did the robot cross the road? To charge its battery."),
+]
+GEN_LEN = 48            # reply canvas the models are trained for (reply, end-of-turn, EOS padding)
+TINY_BLOCK = 16         # block size of the block-causal tiny models
+VOCAB_SIZE = 360        # BPE vocabulary incl. the 256 byte symbols and the special tokens
+
+
+def _tmpdir(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+@functools.cache
+def tiny_tokenizer_dir() -> Path:
+    """A folder with tokenizer.json + tokenizer_config.json (ChatML, <|mask|>, <|im_end|>)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    corpus = [f"user\n{q}\nassistant\n{a}" for q, a in PAIRS] * 4 + ["the quick brown fox jumps over a lazy dog"]
+    tok.train_from_iterator(corpus, trainer)
+    out = _tmpdir("dlm_tok_")
+    tok.save(str(out / "tokenizer.json"))
+    config = {"eos_token": EOS, "pad_token": EOS, "mask_token": MASK, "eot_token": EOT,
+              "chat_template": CHAT_TEMPLATE}
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    return out
+
+
+def tiny_tokenizer() -> DlmTokenizer:
+    return DlmTokenizer.from_dir(tiny_tokenizer_dir())
+
+
+def tiny_config(vocab_size: int, attention: str = "bidirectional", shift: bool = False, **kw) -> ModelConfig:
+    base = {"vocab_size": vocab_size, "dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "mlp_dim": 192,
+                "max_seq_len": 256, "attention": attention, "block_size": TINY_BLOCK, "logits_shift": shift}
+    return ModelConfig(**{**base, **kw})
+
+
+def random_model(attention: str = "bidirectional", shift: bool = False, seed: int = 0, **kw) -> Transformer:
+    torch.manual_seed(seed)
+    return Transformer(tiny_config(tiny_tokenizer().vocab_size, attention, shift, **kw)).eval()
+
+
+def prompt_ids(tokenizer: DlmTokenizer, question: str) -> list[int]:
+    return tokenizer.chat_prompt([{"role": "user", "content": question}])
+
+
+@dataclass
+class Loaded:
+    """Stands in for checkpoints.LoadedModel where a test builds its model in memory."""
+    model: Transformer
+    tokenizer: DlmTokenizer
+    family: str = "dlm_voice"
+    path: Path | None = None
+
+
+def _examples(tokenizer: DlmTokenizer) -> list[tuple[list[int], list[int]]]:
+    sp = tokenizer.special
+    out = []
+    for q, a in PAIRS:
+        reply = tokenizer.encode(a) + [sp.end_of_turn]
+        assert len(reply) <= GEN_LEN, len(reply)
+        out.append((prompt_ids(tokenizer, q), reply + [sp.eos] * (GEN_LEN - len(reply))))
+    return out
+
+
+def _batch(examples, rows: int):
+    """Right-padded [rows, L] tokens, key_valid and reply-region masks, cycling the examples."""
+    seqs = [examples[i % len(examples)] for i in range(rows)]
+    length = max(len(p) + len(r) for p, r in seqs)
+    tokens = torch.zeros(rows, length, dtype=torch.long)
+    valid = torch.zeros(rows, length, dtype=torch.bool)
+    reply = torch.zeros(rows, length, dtype=torch.bool)
+    for i, (p, r) in enumerate(seqs):
+        tokens[i, :len(p) + len(r)] = torch.tensor(p + r)
+        valid[i, :len(p) + len(r)] = True
+        reply[i, len(p):len(p) + len(r)] = True
+    return tokens, valid, reply
+
+
+def _diffusion_targets(tokens, reply, attention: str, block: int, mask_id: int, gen: torch.Generator):
+    """Mask a random share t of the reply (one block per row for block-causal models)."""
+    rows, length = tokens.shape
+    region = reply.clone()
+    if attention == "block_causal":
+        # Earlier blocks stay clean, as they are when the sampler decodes this block.
+        pos = torch.arange(length)
+        for i in range(rows):
+            blocks = (pos[reply[i]] // block).unique()
+            b = blocks[torch.randint(len(blocks), (1,), generator=gen)]
+            region[i] &= pos // block == b
+    t = torch.rand(rows, 1, generator=gen).clamp_min(0.05)
+    masked = region & (torch.rand(rows, length, generator=gen) < t)
+    noisy = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
+    return noisy, masked, t
+
+
+def train_tiny(attention: str = "block_causal", shift: bool = False, steps: int = 300, seed: int = 0,
+               autoregressive: bool = False) -> tuple[Transformer, DlmTokenizer, float]:
+    """Train a tiny model to memorise PAIRS. Returns (model in eval mode, tokenizer, seconds)."""
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    sp = tokenizer.special
+    if autoregressive:
+        attention, shift = "causal", True
+    model = Transformer(tiny_config(tokenizer.vocab_size, attention, shift))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    tokens, valid, reply = _batch(_examples(tokenizer), rows=12)
+    started = time.perf_counter()
+    model.train()
+    for step in range(steps):
+        if autoregressive:
+            logits = model(tokens, key_valid=valid)[:, :-1]
+            target, where = tokens[:, 1:], reply[:, 1:]
+            loss = F.cross_entropy(logits[where], target[where])
+        else:
+            noisy, masked, t = _diffusion_targets(tokens, reply, attention, TINY_BLOCK, sp.mask, gen)
+            logits = model(noisy, key_valid=valid)
+            if shift:   # output i predicts token i+1
+                logits, masked, target, weight = logits[:, :-1], masked[:, 1:], tokens[:, 1:], 1 / t
+            else:
+                target, weight = tokens, 1 / t
+            per_tok = F.cross_entropy(logits[masked], target[masked], reduction="none")
+            loss = (per_tok * weight.expand_as(masked)[masked]).sum() / reply.sum()
+        for group in opt.param_groups:   # short warmup then cosine decay
+            group["lr"] = 3e-3 * min(1.0, (step + 1) / 20) * 0.5 * (1 + torch.cos(torch.tensor(step / steps * 3.1416)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return model, tokenizer, time.perf_counter() - started
+
+
+def trained_model(attention: str = "block_causal", shift: bool = False, autoregressive: bool = False):
+    """(model, tokenizer), trained once per process for each distinct setting."""
+    return _trained(attention, shift, autoregressive)
+
+
+@functools.cache
+def _trained(attention: str, shift: bool, autoregressive: bool):
+    torch.set_num_threads(1)
+    model, tokenizer, _ = train_tiny(attention, shift, autoregressive=autoregressive)
+    return model, tokenizer
+
+
+@functools.cache
+def trained_checkpoint_dir(attention: str = "block_causal") -> Path:
+    """The trained tiny model saved in our "dlm_voice" layout, for `DlmEngine.load(path)` / `--model`."""
+    from dlm_core.checkpoints import save_checkpoint
+    model, _ = trained_model(attention)
+    out = _tmpdir("dlm_ckpt_") / "tiny"
+    save_checkpoint(model, tiny_tokenizer_dir(), out, card="Tiny test model: memorises dlm_fixtures.PAIRS.")
+    return out

@@ -1,0 +1,168 @@
+"""The engine: replies, batching of concurrent sessions, cancellation, prompt cache across turns."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from dlm_fixtures import (
+    GEN_LEN,
+    PAIRS,
+    TINY_BLOCK,
+    Loaded,
+    prompt_ids,
+    random_model,
+    tiny_tokenizer,
+    trained_model,
+)
+
+from dlm_core.engine import DlmEngine
+from dlm_core.sampler import SamplerConfig, generate
+
+torch.set_num_threads(1)
+
+FAST = SamplerConfig(max_new_tokens=GEN_LEN, block_size=TINY_BLOCK)
+
+
+@pytest.fixture(scope="module")
+def block_engine():
+    model, tok = trained_model("block_causal")
+    engine = DlmEngine(Loaded(model, tok))
+    yield engine
+    engine.close()
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def collect(it) -> tuple[str, list[int], int]:
+    chunks = list(it)
+    return "".join(c.text for c in chunks), [t for c in chunks for t in c.token_ids], chunks[-1].nfe
+
+
+def test_reply_streams_the_memorised_answer(block_engine):
+    for question, answer in PAIRS:
+        text, _, nfe = collect(block_engine.reply(user(question), FAST))
+        assert text == answer
+        assert nfe >= 1
+
+
+def test_load_from_a_saved_checkpoint():
+    from dlm_fixtures import trained_checkpoint_dir
+    engine = DlmEngine.load(str(trained_checkpoint_dir()))
+    try:
+        assert engine.family == "dlm_voice"
+        text, _, _ = collect(engine.reply(user(PAIRS[2][0]), FAST))
+        assert text == PAIRS[2][1]
+    finally:
+        engine.close()
+
+
+def test_bad_input_raises_value_error(block_engine):
+    with pytest.raises(ValueError):
+        block_engine.reply([], FAST)
+    with pytest.raises(ValueError):
+        block_engine.reply([{"content": "no role"}], FAST)
+    with pytest.raises(ValueError):
+        block_engine.reply(user("hi"), FAST.replace(max_new_tokens=block_engine.context_len))
+    with pytest.raises(ValueError):
+        block_engine.reply(user("hi"), FAST.replace(block_size=TINY_BLOCK + 3))
+
+
+def test_history_is_trimmed_to_the_context(block_engine):
+    long_history = []
+    for i in range(40):
+        long_history += [{"role": "user", "content": f"old question number {i}"},
+                         {"role": "assistant", "content": f"old answer number {i}"}]
+    messages = [{"role": "system", "content": "be brief"}] + long_history + user(PAIRS[0][0])
+    ids = block_engine.prompt_ids(messages, GEN_LEN)
+    assert len(ids) + GEN_LEN <= block_engine.context_len
+    assert ids[-len(prompt_ids(block_engine.tokenizer, PAIRS[0][0])):] == prompt_ids(
+        block_engine.tokenizer, PAIRS[0][0])          # the newest turn survives
+    assert block_engine.tokenizer.decode(ids).count("be brief") == 1   # and so does the system prompt
+    text, _, _ = collect(block_engine.reply(messages, FAST))
+    assert isinstance(text, str)
+
+
+@pytest.mark.parametrize("attention,strategy", [("block_causal", "fast"), ("bidirectional", "fast"),
+                                                ("bidirectional", "reference")])
+def test_concurrent_sessions_are_batched_and_get_their_own_replies(attention, strategy):
+    # A random model with threshold 1.0 commits one token per step: many steps to overlap.
+    model, tok = random_model(attention, seed=11), tiny_tokenizer()
+    cfg = FAST.replace(strategy=strategy, threshold=1.0, early_stop=False, max_new_tokens=2 * TINY_BLOCK)
+    questions = ["first session asks this", "and the second one asks something much longer than that"]
+    alone = [collect(generate(model, tok, prompt_ids(tok, q), cfg))[1] for q in questions]
+    engine = DlmEngine(Loaded(model, tok))
+    try:
+        barrier = threading.Barrier(len(questions))
+        results: dict[int, tuple] = {}
+
+        def worker(i):
+            barrier.wait()
+            results[i] = collect(engine.reply(user(questions[i]), cfg, session_id=f"s{i}"))
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(questions))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert len(results) == len(questions)
+        for i in range(len(questions)):
+            assert results[i][1] == alone[i]
+        total_nfe = sum(r[2] for r in results.values())
+        assert engine.forward_calls < total_nfe
+        assert max(engine.batch_sizes) == len(questions)
+    finally:
+        engine.close()
+
+
+def test_closing_a_reply_cancels_it_and_leaves_others_running():
+    model, tok = random_model("block_causal", seed=2), tiny_tokenizer()
+    cfg = FAST.replace(threshold=1.0, early_stop=False)
+    engine = DlmEngine(Loaded(model, tok))
+    try:
+        it = engine.reply(user("cancel me"), cfg)
+        next(it)
+        calls = engine.forward_calls
+        it.close()
+        with pytest.raises(StopIteration):
+            next(it)
+        _, ids, nfe = collect(engine.reply(user("another session"), cfg.replace(max_new_tokens=TINY_BLOCK)))
+        assert engine.forward_calls == calls + nfe        # the cancelled reply ran no further passes
+        assert len(ids) <= TINY_BLOCK
+    finally:
+        engine.close()
+
+
+def test_prompt_cache_is_kept_across_turns_and_exact(block_engine):
+    model, tok = block_engine.model, block_engine.tokenizer
+    first = user(PAIRS[0][0])
+    text, _, _ = collect(block_engine.reply(first, FAST, session_id="conv"))
+    cached = block_engine.session_cached_tokens("conv")
+    assert cached >= TINY_BLOCK and cached % TINY_BLOCK == 0
+    second = first + [{"role": "assistant", "content": text}] + user(PAIRS[1][0])
+    with_cache = collect(block_engine.reply(second, FAST, session_id="conv"))
+    without = collect(generate(model, tok, block_engine.prompt_ids(second, GEN_LEN), FAST))
+    assert with_cache[:2] == without[:2]
+    assert block_engine.session_cached_tokens("conv") > cached
+    block_engine.drop_session("conv")
+    assert block_engine.session_cached_tokens("conv") == 0
+
+
+@pytest.mark.parametrize("attention,shift", [("causal", True), ("block_causal", True), ("bidirectional", False)])
+def test_session_cache_gives_the_same_tokens_as_a_fresh_prompt(attention, shift):
+    model, tok = random_model(attention, shift=shift, seed=4), tiny_tokenizer()
+    cfg = FAST.replace(threshold=1.0, early_stop=False, max_new_tokens=TINY_BLOCK)
+    engine = DlmEngine(Loaded(model, tok))
+    try:
+        history = user("the first turn of a long conversation")
+        for turn in range(3):
+            with_cache = collect(engine.reply(history, cfg, session_id="s"))
+            fresh = collect(generate(model, tok, engine.prompt_ids(history, cfg.max_new_tokens), cfg))
+            assert with_cache[1] == fresh[1], turn
+            history = history + [{"role": "assistant", "content": with_cache[0]}] + user(f"turn {turn}")
+        kept = engine.session_cached_tokens("s")
+        assert (kept > 0) == (attention != "bidirectional")   # bidirectional prompts are recomputed
+    finally:
+        engine.close()
