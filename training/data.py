@@ -1,0 +1,152 @@
+"""Training conversations from offline sources, normalised to short speakable turns.
+
+Sources (all read from installed PyPI packages, no network):
+- chitchat-dataset (MIT): casual two-person chats; each reply comes with up to two earlier turns.
+- chatterbot-corpus (BSD-3-Clause), English files: short assistant-style question/answer pairs.
+- training.templates (this repo): everyday voice-assistant exchanges.
+
+The held-out split is decided by a hash of each example's group key (a chitchat conversation id, a
+chatterbot file+index, a template's user text), so it is fixed before training and independent
+of the shuffle seed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from training import templates
+
+MAX_REPLY_WORDS = 30        # a spoken reply stays short
+MAX_TURN_WORDS = 40         # earlier turns in the prompt
+HISTORY_TURNS = 2           # chitchat: earlier turns kept before the reply's prompt turn
+TEST_PERCENT = 2            # share of groups held out
+SYSTEM_PROMPTS = ["You are a helpful voice assistant.", "You are a friendly assistant. Keep replies short.",
+                  "You are a voice assistant. Answer briefly and kindly."]
+SYSTEM_SHARE = 0.15         # share of examples that start with a system turn (the server may send one)
+
+_URL = re.compile(r"https?://|www\.|\.com\b")
+_SPACES = re.compile(r"\s+")
+_LONE_I = re.compile(r"\bi\b")
+_FIXES = {r"\bim\b": "I'm", r"\bive\b": "I've", r"\bdont\b": "don't", r"\bcant\b": "can't",
+          r"\bdidnt\b": "didn't", r"\bdoesnt\b": "doesn't", r"\bisnt\b": "isn't", r"\bwont\b": "won't",
+          r"\bthats\b": "that's", r"\bwhats\b": "what's", r"\byoure\b": "you're", r"\bu\b": "you",
+          r"\bur\b": "your", r"\bidk\b": "I don't know", r"\bill\b(?= be| have| go| try| do| see)": "I'll"}
+_FIXES = [(re.compile(k, re.IGNORECASE), v) for k, v in _FIXES.items()]
+_STRETCH = re.compile(r"(.)\1{4,}")   # "eeeeehhh", "!!!!!"
+_NOISE = re.compile(r"\b(lol|lmao|lmfao|rofl|haha+|hahaha+|hehe+|xd|omg)\b[.!]*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Example:
+    messages: tuple[tuple[str, str], ...]   # (role, content) turns before the reply
+    reply: str                              # the assistant's reply text
+    source: str                             # "chitchat" | "chatterbot" | "templates"
+    group: str                              # split key: examples sharing it land in the same split
+
+    def chat(self) -> list[dict]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+def normalize(text: str) -> str | None:
+    """Clean a turn into speakable text, or None if it is unusable (links, non-ASCII, empty)."""
+    text = _SPACES.sub(" ", str(text)).strip()
+    if not text or _URL.search(text) or not text.isascii() or _STRETCH.search(text):
+        return None
+    if sum(c.isupper() for c in text) > 0.5 * sum(c.isalpha() for c in text):
+        text = text.lower()   # shouting in a text chat is not how a voice assistant speaks
+    text = _NOISE.sub("", text)
+    for pattern, repl in _FIXES:
+        text = pattern.sub(repl, text)
+    text = _LONE_I.sub("I", text)
+    text = _SPACES.sub(" ", text).strip(" ,")
+    if not re.search(r"[A-Za-z]", text):
+        return None
+    text = text[0].upper() + text[1:]
+    if text[-1] not in ".!?":
+        text += "?" if re.match(r"(what|how|why|who|where|when|do|does|did|are|is|can|could|would|will)\b",
+                                text, re.IGNORECASE) else "."
+    return text
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def shorten(text: str, limit: int) -> str | None:
+    """Keep whole leading sentences up to `limit` words; None if even the first is too long."""
+    if _words(text) <= limit:
+        return text
+    out = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        if _words(" ".join(out + [sentence])) > limit:
+            break
+        out.append(sentence)
+    return " ".join(out) if out else None
+
+
+def is_test(group: str) -> bool:
+    return int(hashlib.md5(group.encode()).hexdigest()[:8], 16) % 100 < TEST_PERCENT
+
+
+def chitchat_examples() -> list[Example]:
+    import chitchat_dataset
+    path = Path(chitchat_dataset.__file__).parent / "dataset.json"
+    data = json.loads(path.read_text())
+    out = []
+    for conv_id, conv in data.items():
+        turns = []
+        for group in conv["messages"]:
+            t = normalize(" ".join(m["text"] for m in group))
+            turns.append(shorten(t, MAX_TURN_WORDS) if t else None)
+        for i in range(1, len(turns)):
+            reply, prev = turns[i], turns[i - 1]
+            if not reply or not prev or _words(reply) > MAX_REPLY_WORDS:
+                continue
+            history = []
+            for j in range(i - 1, max(-1, i - 2 - HISTORY_TURNS), -1):
+                if turns[j] is None:
+                    break
+                history.append(("user" if (i - 1 - j) % 2 == 0 else "assistant", turns[j]))
+            out.append(Example(tuple(reversed(history)), reply, "chitchat", f"chitchat:{conv_id}"))
+    return out
+
+
+def chatterbot_examples() -> list[Example]:
+    import chatterbot_corpus
+    import yaml
+    out = []
+    for path in sorted((Path(chatterbot_corpus.__file__).parent / "data" / "english").glob("*.yml")):
+        for n, conv in enumerate(yaml.safe_load(path.read_text()).get("conversations", [])):
+            turns = [normalize(t) for t in conv if isinstance(t, str)]
+            for i in range(1, len(turns)):
+                prompt, reply = turns[i - 1], turns[i] and shorten(turns[i], MAX_REPLY_WORDS)
+                if prompt and reply and _words(prompt) <= MAX_TURN_WORDS:
+                    out.append(Example((("user", prompt),), reply, "chatterbot", f"chatterbot:{path.stem}:{n}"))
+    return out
+
+
+def template_examples(seed: int) -> list[Example]:
+    seen, out = set(), []
+    for topic, user, reply in templates.exchanges(random.Random(seed)):
+        if (user, reply) not in seen:
+            seen.add((user, reply))
+            out.append(Example((("user", user),), reply, "templates", f"templates:{user}"))
+    return out
+
+
+def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
+    """(train, test) lists. A share of training examples get a system turn, drawn with `seed`."""
+    rng = random.Random(seed)
+    train, test = [], []
+    for ex in chitchat_examples() + chatterbot_examples() + template_examples(seed):
+        if is_test(ex.group):
+            test.append(ex)
+            continue
+        if rng.random() < SYSTEM_SHARE:
+            ex = Example((("system", rng.choice(SYSTEM_PROMPTS)),) + ex.messages, ex.reply, ex.source, ex.group)
+        train.append(ex)
+    return train, test

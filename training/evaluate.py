@@ -1,0 +1,132 @@
+"""Held-out scores and sample replies for the shipped diffusion model and its AR twin.
+
+    python -m training.evaluate --diffusion-run runs/default --ar-run runs/twin --out runs/eval
+
+Held-out loss: nats per reply token (reply + end-of-turn) on the held-out split, the diffusion ELBO
+bound (`dlm_core.train.held_out_loss`) against the AR model's exact NLL. Replies: the diffusion model
+through `dlm_core.sampler.generate` (the "balanced" preset), the twin by greedy next-token decoding
+with a KV cache; both time their first committed text and the whole reply.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from dlm_core.cache import KVCache
+from dlm_core.model import Transformer
+from dlm_core.tokenizer import DlmTokenizer
+from dlm_core.train import TrainConfig, held_out_loss, prepare_data
+
+MAX_NEW_TOKENS = 32
+EVERYDAY = ["Hi! How is your day going?", "Can you recommend a good movie for tonight?"]
+
+
+def load_run(run: str | Path) -> tuple[Transformer, DlmTokenizer, TrainConfig]:
+    state = torch.load(Path(run) / "ckpt.pt", weights_only=False)
+    cfg = TrainConfig(**state["config"])
+    tok_dir = Path(cfg.tokenizer_dir) if cfg.tokenizer_dir else Path(run) / "tokenizer"
+    tok = DlmTokenizer.from_dir(tok_dir)
+    model = Transformer(cfg.model_config(tok.vocab_size))
+    model.load_state_dict(state["model"])
+    return model.eval(), tok, cfg
+
+
+def held_out_prompts(test, n: int = 20) -> list[list[dict]]:
+    """n held-out single-turn prompts spread over the sources (the split keeps them in source order)."""
+    singles = [m for m, _ in test.texts if len(m) == 1]
+    step = max(1, len(singles) // n)
+    return [singles[i * step] for i in range(n)]
+
+
+@torch.inference_mode()
+def diffusion_reply(model, tok, messages) -> tuple[str, float, float, int]:
+    from dlm_core.sampler import SamplerConfig, generate
+    cfg = SamplerConfig.preset("balanced", max_new_tokens=MAX_NEW_TOKENS)
+    t0, first, text, nfe = time.perf_counter(), None, "", 0
+    for c in generate(model, tok, tok.chat_prompt(messages), cfg):
+        if c.text and first is None:
+            first = time.perf_counter() - t0
+        text += c.text
+        nfe = c.nfe
+    total = time.perf_counter() - t0
+    return text.strip(), first or total, total, nfe
+
+
+@torch.inference_mode()
+def ar_reply(model, tok, messages) -> tuple[str, float, float, int]:
+    """Greedy next-token decoding with a KV cache (the model's logits at i predict token i+1)."""
+    ids = tok.chat_prompt(messages)
+    cache = KVCache(model.cfg.n_layers)
+    cache.write = True
+    t0, first = time.perf_counter(), None
+    logits = model(torch.tensor([ids]), cache=cache)[:, -1]
+    decoder, out, nfe = tok.decoder(), "", 1
+    for _ in range(MAX_NEW_TOKENS):
+        nxt = int(logits.argmax(-1))
+        if nxt in tok.special.stop_ids:
+            break
+        piece = decoder.push([nxt])
+        if piece and first is None:
+            first = time.perf_counter() - t0
+        out += piece
+        logits = model(torch.tensor([[nxt]]), cache=cache)[:, -1]
+        nfe += 1
+    total = time.perf_counter() - t0
+    return out.strip(), first or total, total, nfe
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate")
+    parser.add_argument("--diffusion-run", default="runs/default")
+    parser.add_argument("--ar-run", default=None)
+    parser.add_argument("--out", default="runs/eval")
+    parser.add_argument("--rows", type=int, default=512, help="held-out rows scored")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {"diffusion": args.diffusion_run, "ar": args.ar_run}
+    result = {"held_out": {}, "replies": [], "timing": {}}
+    prompts = None
+    models = {}
+    for name, run in runs.items():
+        if not run:
+            continue
+        model, tok, cfg = load_run(run)
+        _, _, _, test = prepare_data(cfg)
+        result["held_out"][name] = {"nats_per_token": held_out_loss(model, test, tok, cfg, rows=args.rows),
+                                    "rows": min(args.rows, len(test.prompts)),
+                                    "params": model.num_params()}
+        print(name, result["held_out"][name], flush=True)
+        prompts = prompts or [[{"role": "user", "content": p}] for p in EVERYDAY] + held_out_prompts(test)
+        models[name] = (model, tok)
+    for messages in prompts:
+        row = {"prompt": messages[-1]["content"]}
+        for name, (model, tok) in models.items():
+            text, first, total, nfe = (diffusion_reply if name == "diffusion" else ar_reply)(model, tok, messages)
+            row[name] = text
+            row[name + "_ms"] = [round(first * 1000), round(total * 1000), nfe]
+        print(row, flush=True)
+        result["replies"].append(row)
+    for name in models:
+        firsts = sorted(r[name + "_ms"][0] for r in result["replies"])
+        totals = sorted(r[name + "_ms"][1] for r in result["replies"])
+        result["timing"][name] = {"median_first_ms": firsts[len(firsts) // 2],
+                                  "median_total_ms": totals[len(totals) // 2]}
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["| prompt | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    for r in result["replies"]:
+        cells = [r["prompt"]] + [r[n] or "(empty)" for n in models]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    (out / "replies.md").write_text("\n".join(lines) + "\n")
+    print(json.dumps({"held_out": result["held_out"], "timing": result["timing"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
