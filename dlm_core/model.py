@@ -13,12 +13,11 @@ holds whether keys come from this call or from a `KVCache` filled by an earlier 
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from dlm_core.cache import KVCache
 
