@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TINY_CKPT_VERSION = "2"  # bump when the recipe or VOICE_PAIRS change
+TINY_CKPT_VERSION = "3"  # bump when the recipe or VOICE_PAIRS change
 # Prompts as Whisper writes them (capitals, punctuation), so spoken questions reach memorised replies.
 VOICE_PAIRS = [
     ("What is the capital of France?", "The capital of France is Paris, a city on the Seine."),
@@ -35,24 +35,15 @@ def tiny_checkpoint_dir() -> Path:
     out = cache_dir() / f"tiny_dlm_ckpt_v{TINY_CKPT_VERSION}"
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
-    import importlib.util
+    import torch
 
     from dlm_core.checkpoints import save_checkpoint
-
-    # A private copy of the fixtures module, so its PAIRS (and caches) are ours alone.
-    spec = importlib.util.spec_from_file_location(
-        "assistant_dlm_fixtures", ROOT / "tests" / "dlm_fixtures.py"
-    )
-    fx = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = fx  # dataclasses look their module up there
-    spec.loader.exec_module(fx)
-    fx.PAIRS = list(fx.PAIRS) + VOICE_PAIRS
-    import torch
+    from tests import dlm_fixtures as fx
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as dlm_fixtures does: on a shared 2-core machine one thread trains faster
     try:
-        model, _, _ = fx.train_tiny("block_causal", steps=600)
+        model, _, _ = fx.train_tiny("block_causal", steps=600, pairs=fx.PAIRS + VOICE_PAIRS)
     finally:
         torch.set_num_threads(threads)
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")

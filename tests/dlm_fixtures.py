@@ -92,10 +92,10 @@ class Loaded:
     path: Path | None = None
 
 
-def _examples(tokenizer: DlmTokenizer) -> list[tuple[list[int], list[int]]]:
+def _examples(tokenizer: DlmTokenizer, pairs) -> list[tuple[list[int], list[int]]]:
     sp = tokenizer.special
     out = []
-    for q, a in PAIRS:
+    for q, a in pairs:
         reply = tokenizer.encode(a) + [sp.end_of_turn]
         assert len(reply) <= GEN_LEN, len(reply)
         out.append((prompt_ids(tokenizer, q), reply + [sp.eos] * (GEN_LEN - len(reply))))
@@ -134,8 +134,8 @@ def _diffusion_targets(tokens, reply, attention: str, block: int, mask_id: int, 
 
 
 def train_tiny(attention: str = "block_causal", shift: bool = False, steps: int = 300, seed: int = 0,
-               autoregressive: bool = False) -> tuple[Transformer, DlmTokenizer, float]:
-    """Train a tiny model to memorise PAIRS. Returns (model in eval mode, tokenizer, seconds)."""
+               autoregressive: bool = False, pairs=None) -> tuple[Transformer, DlmTokenizer, float]:
+    """Train a tiny model to memorise `pairs` (default PAIRS). Returns (model in eval mode, tokenizer, seconds)."""
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
     sp = tokenizer.special
@@ -144,7 +144,7 @@ def train_tiny(attention: str = "block_causal", shift: bool = False, steps: int 
     model = Transformer(tiny_config(tokenizer.vocab_size, attention, shift))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
-    tokens, valid, reply = _batch(_examples(tokenizer), rows=12)
+    tokens, valid, reply = _batch(_examples(tokenizer, PAIRS if pairs is None else pairs), rows=12)
     started = time.perf_counter()
     model.train()
     for step in range(steps):
