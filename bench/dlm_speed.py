@@ -52,6 +52,16 @@ class Stats:
     replies: list[list[int]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
+    def add(self, seconds: float, ids: list[int], text: str, nfe: int, first_text_s: float | None) -> None:
+        """Account one reply."""
+        self.seconds += seconds
+        self.tokens += len(ids)
+        self.nfe += nfe
+        self.replies.append(ids)
+        self.texts.append(text)
+        if first_text_s is not None:
+            self.first_text_ms.append(1000 * first_text_s)
+
     def summary(self) -> dict:
         n = max(1, len(self.replies))
         return {"tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else 0.0,
@@ -71,13 +81,7 @@ def run_diffusion(model, tok, prompts, cfg: SamplerConfig) -> Stats:
             ids += chunk.token_ids
             text += chunk.text
             nfe = chunk.nfe
-        stats.seconds += time.perf_counter() - started
-        stats.tokens += len(ids)
-        stats.nfe += nfe
-        stats.replies.append(ids)
-        stats.texts.append(text)
-        if first is not None:
-            stats.first_text_ms.append(1000 * first)
+        stats.add(time.perf_counter() - started, ids, text, nfe, first)
     return stats
 
 
@@ -105,13 +109,7 @@ def run_autoregressive(model, tok, prompts, max_new_tokens: int) -> Stats:
             if piece and first is None:
                 first = time.perf_counter() - started
             x = torch.tensor([[nxt]], device=device)
-        stats.seconds += time.perf_counter() - started
-        stats.tokens += len(ids)
-        stats.nfe += nfe
-        stats.replies.append(ids)
-        stats.texts.append(text)
-        if first is not None:
-            stats.first_text_ms.append(1000 * first)
+        stats.add(time.perf_counter() - started, ids, text, nfe, first)
     return stats
 
 
