@@ -10,7 +10,6 @@ Models are loaded once (Engines) and shared; each connection has its own convers
 
 from __future__ import annotations
 
-import asyncio
 import http
 import importlib.resources
 import json
@@ -151,10 +150,3 @@ class AssistantServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-
-    async def serve_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Future()
-        finally:
-            await self.stop()

@@ -26,7 +26,6 @@ from audio import pcm
 
 ENV_VOICE = "DLM_TTS_VOICE"
 VOICE_SUFFIX = ".onnx"
-CONFIG_SUFFIX = ".onnx.json"
 
 # Words that end in a dot without ending a sentence.
 _ABBREVIATIONS = frozenset(

@@ -244,14 +244,6 @@ class StreamingVad:
         start = max(0.0, self._ms(self._speech_start) - self.cfg.prefix_padding_ms)
         return self.audio(start, end_ms)
 
-    @property
-    def position_ms(self) -> float:
-        return self._ms(self.pos)
-
-    @property
-    def in_speech(self) -> bool:
-        return self.state in (self.SPEAKING, self.STOPPING)
-
     @staticmethod
     def _ms(samples: int) -> float:
         return pcm.samples_to_ms(samples, pcm.SAMPLE_RATE_ASR)
