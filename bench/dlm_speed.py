@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from dlm_core.cache import KVCache
-from dlm_core.sampler import PRESETS, SamplerConfig, generate
+from dlm_core.sampler import PRESETS, SamplerConfig, generate, penalize_repeats
 
 TWIN_DIR = Path(__file__).resolve().parent.parent / "dlm_core" / "weights" / "twin"
 PROMPTS = [   # short voice-assistant turns
@@ -100,7 +100,9 @@ def run_autoregressive(model, tok, prompts, max_new_tokens: int) -> Stats:
         ids, text, first = [], "", None
         for nfe in range(1, max_new_tokens + 1):
             hidden = model(x, cache=cache, hidden_only=True)[:, -1:]
-            nxt = int(model.lm_head(hidden).argmax(-1))
+            logits = model.lm_head(hidden)[0].float()
+            penalize_repeats(logits, ids, SamplerConfig().repetition_penalty)   # the diffusion sampler's rule too
+            nxt = int(logits.argmax(-1))
             if nxt in stops:
                 break
             ids.append(nxt)

@@ -1,11 +1,13 @@
 """Train the bundled voice-assistant LM: masked (block) diffusion, or its autoregressive twin.
 
     python -m dlm_core.train --out runs/default --objective diffusion --steps 3000
-    python -m dlm_core.train --out runs/twin --objective ar --steps 3000
-    python -m dlm_core.train --out runs/default --export dlm_core/weights/default   # no training, just export
+    python -m dlm_core.train --out runs/twin --objective ar --steps 3000 --tokenizer-dir runs/default/tokenizer
+    python -m dlm_core.train ... --device cuda --bf16 true --export dlm_core/weights/default   # on a GPU
 
-One command reproduces a model from its seed: data (training/), tokenizer, batches and
-initialisation all derive from `TrainConfig.seed`. Runs checkpoint to `out/ckpt.pt` and resume from it.
+The shipped models were trained on a GPU by `training/gpu_run.py`; their model cards give the exact
+commands. One command reproduces a model from its seed: data (training/), tokenizer, batches, noise
+and initialisation all derive from `TrainConfig.seed` and are drawn on the CPU, whatever the device.
+Runs checkpoint to `out/ckpt.pt` and resume from it; the best held-out weights go to `out/best.pt`.
 
 Layout of one training row (L = P + R positions, P the batch's prompt width):
 
@@ -37,14 +39,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dlm_core.model import ModelConfig, Transformer
+from dlm_core.model import ModelConfig, Transformer, visible
 from dlm_core.tokenizer import DlmTokenizer
 
 OBJECTIVES = ("diffusion", "ar")
 SOURCE_REPEATS = {"chitchat": 1, "chatterbot": 6, "templates": 16}   # oversample assistant-style data
 EVAL_T_SAMPLES = 4          # stratified noise levels per held-out row for the ELBO estimate
-EVAL_ROWS = 256             # held-out rows scored at each evaluation
 MIN_T = 1e-3                # keeps the 1/t weight finite
+RESUME_MAY_CHANGE = ("steps", "device", "threads", "log_every", "ckpt_every")   # a resumed run may differ here
 
 
 @dataclass
@@ -70,7 +72,9 @@ class TrainConfig:
     weight_decay: float = 0.05
     pad_weight: float = 0.1             # loss weight of trailing pads after <|eot_id|>
     threads: int = 1                    # torch threads (the machine is shared)
-    bf16: bool = False                  # bf16 autocast (only pays off on CPUs with AVX512-BF16/AMX)
+    device: str = "cpu"                 # "cpu" or "cuda"; batches and noise are drawn on the CPU either way
+    bf16: bool = False                  # bf16 autocast (pays off on GPUs and CPUs with AVX512-BF16/AMX)
+    eval_rows: int = 256                # held-out rows scored at each evaluation (the best one is kept)
     eval_every: int = 250
     ckpt_every: int = 100
     log_every: int = 20
@@ -86,6 +90,8 @@ class TrainConfig:
             raise ValueError("reply_len must be >= 2 and max_prompt >= 4")
         if not 0.0 <= self.pad_weight <= 1.0:
             raise ValueError(f"pad_weight must be in [0, 1], got {self.pad_weight}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, dim=self.dim, n_layers=self.n_layers, n_heads=self.n_heads,
@@ -167,6 +173,12 @@ class Batch:
     is_reply: torch.Tensor   # [B, L] reply tokens including <|eot_id|>
     is_pad: torch.Tensor     # [B, L] canvas pads after <|eot_id|>
 
+    def to(self, device: str) -> Batch:
+        if device == "cpu":
+            return self
+        move = lambda x: x.pin_memory().to(device, non_blocking=True)
+        return Batch(move(self.tokens), move(self.valid), self.reply_start, move(self.is_reply), move(self.is_pad))
+
 
 def make_batch(prompts, replies, cfg: TrainConfig, tok: DlmTokenizer, align: int = 0) -> Batch:
     """Left-pad prompts to a common width so every reply canvas starts at the same position.
@@ -241,13 +253,13 @@ def two_stream_mask(valid: torch.Tensor, s0: int, block: int) -> torch.Tensor:
     valid: [B, L] -> [B, 1, L + L - s0, L + L - s0] bool.
     """
     L = valid.shape[1]
-    pos = torch.arange(L)
+    pos = torch.arange(L, device=valid.device)
     blk_c = pos // block                      # [L]
     blk_n = pos[s0:] // block                 # [L - s0]
     cc = blk_c[None, :] <= blk_c[:, None]     # [L, L]  query x key
     nc = blk_c[None, :] < blk_n[:, None]      # [Ln, L]
     nn_ = blk_n[None, :] == blk_n[:, None]    # [Ln, Ln]
-    top = torch.cat([cc, torch.zeros(L, L - s0, dtype=torch.bool)], 1)
+    top = torch.cat([cc, torch.zeros(L, L - s0, dtype=torch.bool, device=valid.device)], 1)
     bottom = torch.cat([nc, nn_], 1)
     mask = torch.cat([top, bottom], 0)[None] & torch.cat([valid, valid[:, s0:]], 1)[:, None, :]
     mask = mask | ~mask.any(-1, keepdim=True)  # padded query rows: avoid an all-masked softmax
@@ -256,37 +268,43 @@ def two_stream_mask(valid: torch.Tensor, s0: int, block: int) -> torch.Tensor:
 
 def diffusion_loss(model: Transformer, batch: Batch, tok: DlmTokenizer, t: torch.Tensor,
                    pad_weight: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted masked-diffusion loss. t: [B] noise levels. Returns (sum of weighted nats, reply tokens)."""
+    """Weighted masked-diffusion loss. t: [B] noise levels (on the CPU, like `generator`).
+    Returns (sum of weighted nats, reply tokens). Every canvas position is scored and unmasked ones
+    get weight 0, so no shape depends on the draw and a GPU never waits for the host."""
     cfg = model.cfg
     tokens, valid, P = batch.tokens, batch.valid, batch.reply_start
     B, L = tokens.shape
-    canvas = batch.is_reply | batch.is_pad                                    # [B, L]
-    masked = (torch.rand(B, L, generator=generator) < t[:, None]) & canvas
+    dev = tokens.device
+    draw = torch.rand(B, L, generator=generator).to(dev, non_blocking=True)
+    t = t.to(dev, non_blocking=True)
+    masked = (draw < t[:, None]) & (batch.is_reply | batch.is_pad)           # [B, L]
     noisy = torch.where(masked, torch.full_like(tokens, tok.special.mask), tokens)
     if cfg.attention == "block_causal":
         s0 = (P // cfg.block_size) * cfg.block_size
         seq = torch.cat([tokens, noisy[:, s0:]], 1)
-        positions = torch.cat([torch.arange(L), torch.arange(s0, L)]).expand(B, -1)
+        positions = torch.cat([torch.arange(L, device=dev), torch.arange(s0, L, device=dev)]).expand(B, -1)
         hidden = _forward_layers(model, seq, positions, two_stream_mask(valid, s0, cfg.block_size))[:, L:]
         masked, target, is_pad = masked[:, s0:], tokens[:, s0:], batch.is_pad[:, s0:]
     else:
         mask = (valid[:, None, :] & valid[:, :, None]) | ~valid[:, :, None]
-        hidden = _forward_layers(model, noisy, torch.arange(L).expand(B, -1), mask[:, None])
+        hidden = _forward_layers(model, noisy, torch.arange(L, device=dev).expand(B, -1), mask[:, None])
         target, is_pad = tokens, batch.is_pad
-    logits = model.lm_head(hidden[masked]).float()                          # [N, V]
-    nll = F.cross_entropy(logits, target[masked], reduction="none")         # [N]
-    w = (1.0 / t)[:, None].expand_as(masked)[masked]
-    w = w * torch.where(is_pad[masked], pad_weight, 1.0)
+    logits = model.lm_head(hidden).float()                                  # [B, Ln, V]
+    nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target)
+    w = masked * (1.0 / t)[:, None] * torch.where(is_pad, pad_weight, 1.0)
     return (nll * w).sum(), batch.is_reply.sum()
 
 
 def ar_loss(model: Transformer, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-token NLL on reply tokens (+ <|eot_id|>). Returns (sum of nats, reply tokens)."""
     tokens, valid = batch.tokens, batch.valid
-    logits = model(tokens, key_valid=valid)                # [B, L, V]; position i predicts i+1
-    target = batch.is_reply[:, 1:]
-    nll = F.cross_entropy(logits[:, :-1][target], tokens[:, 1:][target], reduction="sum")
-    return nll, batch.is_reply.sum()
+    B, L = tokens.shape
+    positions = torch.arange(L, device=tokens.device).expand(B, L)
+    mask = visible(positions, positions, "causal", 1) & valid[:, None, :]
+    mask = mask | ~mask.any(-1, keepdim=True)
+    logits = model.lm_head(_forward_layers(model, tokens, positions, mask[:, None])).float()  # i predicts i+1
+    nll = F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")
+    return (nll * batch.is_reply[:, 1:].flatten()).sum(), batch.is_reply.sum()
 
 
 def batch_loss(model, batch, tok, cfg: TrainConfig, generator=None, t=None, pad_weight=None):
@@ -298,20 +316,21 @@ def batch_loss(model, batch, tok, cfg: TrainConfig, generator=None, t=None, pad_
 
 
 @torch.no_grad()
-def held_out_loss(model, split: TokenizedSplit, tok, cfg: TrainConfig, rows: int = EVAL_ROWS) -> float:
+def held_out_loss(model, split: TokenizedSplit, tok, cfg: TrainConfig, rows: int | None = None) -> float:
     """Nats per reply token on held-out rows: exact NLL (ar) or the diffusion ELBO bound (pads unweighted)."""
     model.eval()
     gen = torch.Generator().manual_seed(1234)
-    n = min(rows, len(split.prompts))
+    n = min(rows or cfg.eval_rows, len(split.prompts))
+    device = next(model.parameters()).device.type
     spread = [i * len(split.prompts) // n for i in range(n)]   # evenly across sources, not the first n
     total, count = 0.0, 0
     for start in range(0, n, cfg.batch_size):
         idx = spread[start:start + cfg.batch_size]
-        batch = make_batch([split.prompts[i] for i in idx], [split.replies[i] for i in idx], cfg, tok)
+        batch = make_batch([split.prompts[i] for i in idx], [split.replies[i] for i in idx], cfg, tok).to(device)
         reps = 1 if cfg.objective == "ar" else EVAL_T_SAMPLES
         for k in range(reps):
             t = ((k + torch.rand(len(idx), generator=gen)) / reps).clamp_min(MIN_T)  # stratified
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.bf16):
                 loss, toks = batch_loss(model, batch, tok, cfg, gen, t=t, pad_weight=1.0)
             total += float(loss) / reps
         count += int(toks)
@@ -338,14 +357,19 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> Transformer:
     return model
 
 
-def train(cfg: TrainConfig, log=print, data=None, stop_at: int | None = None) -> Transformer:
+def train(cfg: TrainConfig, log=print, data=None, stop_at: int | None = None,
+          time_limit_s: float | None = None) -> Transformer:
     """Train (or resume) the run in cfg.out. `data`: (tokenizer, train split, test split) instead of
-    prepare_data(cfg), for tests. `stop_at`: leave after this step (checkpointed), as an interruption would."""
+    prepare_data(cfg), for tests. `stop_at`: leave after this step (checkpointed), as an interruption
+    would; `time_limit_s`: leave (checkpointed) once this much wall time has passed.
+
+    Every evaluation that beats the best held-out loss so far writes the weights to `out/best.pt`,
+    which `export` ships: a small model on few data can overfit late in a long run."""
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     tok, train_split, test_split = data if data is not None else _drop_dir(prepare_data(cfg))
-    model = build_model(cfg, tok.vocab_size)
+    model = build_model(cfg, tok.vocab_size).to(cfg.device)
     decay = [p for p in model.parameters() if p.ndim == 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -355,11 +379,12 @@ def train(cfg: TrainConfig, log=print, data=None, stop_at: int | None = None) ->
     step, tokens_seen, elapsed, history = 0, 0, 0.0, []
     ckpt = out / "ckpt.pt"
     if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
-        if state["config"] != asdict(cfg) | {"steps": state["config"]["steps"]}:
+        state = torch.load(ckpt, weights_only=False, map_location=cfg.device)
+        same = {k: state["config"][k] for k in RESUME_MAY_CHANGE}
+        if state["config"] != asdict(cfg) | same:
             raise ValueError(f"{ckpt} was made with another config; use a new --out")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        opt.load_state_dict(state["opt"])   # loads onto the parameters' device
         sampler.load(state["sampler"])
         gen.set_state(state["gen"])
         step, tokens_seen, elapsed, history = state["step"], state["tokens"], state["elapsed"], state["history"]
@@ -376,12 +401,15 @@ def train(cfg: TrainConfig, log=print, data=None, stop_at: int | None = None) ->
         os.replace(out / "ckpt.tmp", ckpt)
 
     model.train()
-    window_t, window_tok, window_loss, window_n = time.perf_counter(), 0, 0.0, 0
+    started = time.perf_counter()
+    window_t, window_tok, window_n = time.perf_counter(), 0, 0
+    window_loss = torch.zeros((), device=cfg.device)      # summed on the device: no host sync per step
     while step < min(cfg.steps, stop_at or cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        batch = sampler.next(tok)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        cpu_batch = sampler.next(tok)
+        batch = cpu_batch.to(cfg.device)
+        with torch.autocast(cfg.device, dtype=torch.bfloat16, enabled=cfg.bf16):
             loss_sum, n_tok = batch_loss(model, batch, tok, cfg, gen)
         loss = loss_sum / n_tok
         opt.zero_grad(set_to_none=True)
@@ -389,28 +417,38 @@ def train(cfg: TrainConfig, log=print, data=None, stop_at: int | None = None) ->
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        seq_tokens = int(batch.valid.sum())
+        seq_tokens = int(cpu_batch.valid.sum())
         tokens_seen += seq_tokens
         window_tok += seq_tokens
-        window_loss += float(loss.detach())
+        window_loss += loss.detach()
         window_n += 1
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        out_of_time = time_limit_s is not None and time.perf_counter() - started > time_limit_s
+        if step % cfg.log_every == 0 or step == cfg.steps or out_of_time:
+            mean_loss = float(window_loss) / window_n
             now = time.perf_counter()
             dt = now - window_t
             elapsed += dt
-            rate = window_tok / dt
             eta = (cfg.steps - step) * dt / window_n
-            log(f"step {step}/{cfg.steps} loss {window_loss / window_n:.3f} lr {lr_at(step, cfg):.2e} "
-                f"{rate:,.0f} tok/s elapsed {elapsed / 60:.1f} min ETA {eta / 60:.1f} min")
-            window_t, window_tok, window_loss, window_n = time.perf_counter(), 0, 0.0, 0
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+            log(f"step {step}/{cfg.steps} loss {mean_loss:.3f} lr {lr_at(step, cfg):.2e} "
+                f"{window_tok / dt:,.0f} tok/s {1000 * dt / window_n:.1f} ms/step "
+                f"elapsed {elapsed / 60:.1f} min ETA {eta / 60:.1f} min")
+            window_t, window_tok, window_n = time.perf_counter(), 0, 0
+            window_loss.zero_()
+        if step % cfg.eval_every == 0 or step in (cfg.steps, stop_at) or out_of_time:
             t0 = time.perf_counter()
             held = held_out_loss(model, test_split, tok, cfg)
+            best = min((h["held_out"] for h in history), default=math.inf)
             history.append({"step": step, "tokens": tokens_seen, "minutes": elapsed / 60, "held_out": held})
-            log(f"step {step} held-out {held:.3f} nats/token ({time.perf_counter() - t0:.0f} s)")
+            if held < best:
+                torch.save({"model": model.state_dict(), "step": step, "held_out": held}, out / "best.pt")
+            log(f"step {step} held-out {held:.3f} nats/token{' (best)' if held < best else ''} "
+                f"({time.perf_counter() - t0:.0f} s)")
             window_t = time.perf_counter()
-        if step % cfg.ckpt_every == 0 or step in (cfg.steps, stop_at):
+        if step % cfg.ckpt_every == 0 or step in (cfg.steps, stop_at) or out_of_time:
             save()
+        if out_of_time:
+            log(f"time limit of {time_limit_s:.0f} s reached at step {step}")
+            break
     return model
 
 
@@ -422,14 +460,16 @@ def _drop_dir(prepared):
 # ---------------------------------------------------------------- export
 
 def export(run_dir: str | Path, dest: str | Path, card: str | None = None, dtype=torch.bfloat16) -> Path:
-    """Write a run's weights in our "dlm_voice" layout via dlm_core.checkpoints.save_checkpoint."""
+    """Write a run's best weights (held-out; the last ones if it never evaluated) in our "dlm_voice"
+    layout via dlm_core.checkpoints.save_checkpoint."""
     from dlm_core.checkpoints import save_checkpoint
     run = Path(run_dir)
-    state = torch.load(run / "ckpt.pt", weights_only=False)
+    state = torch.load(run / "ckpt.pt", weights_only=False, map_location="cpu")
     cfg = TrainConfig(**state["config"])
     tok_dir = Path(cfg.tokenizer_dir) if cfg.tokenizer_dir else run / "tokenizer"
     model = Transformer(cfg.model_config(DlmTokenizer.from_dir(tok_dir).vocab_size))
-    model.load_state_dict(state["model"])
+    best = run / "best.pt"
+    model.load_state_dict(torch.load(best, map_location="cpu")["model"] if best.is_file() else state["model"])
     return save_checkpoint(model.to(dtype), tok_dir, dest, card)   # 16-bit halves the shipped size
 
 
@@ -441,8 +481,13 @@ def main(argv=None) -> int:
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None)
     parser.add_argument("--export", default=None, help="after training, write the model to this folder")
     parser.add_argument("--card", default=None, help="model card file copied as README.md on export")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="seconds of wall time after which the run checkpoints and stops")
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="stop (checkpointed) after this step, keeping the --steps schedule")
     args = vars(parser.parse_args(argv))
     dest, card = args.pop("export"), args.pop("card")
+    time_limit, stop_at = args.pop("time_limit"), args.pop("stop_at")
     cfg = TrainConfig(**{k: v for k, v in args.items() if v is not None})
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     with open(Path(cfg.out) / "train.log", "a") as log_file:
@@ -452,7 +497,7 @@ def main(argv=None) -> int:
             log_file.write(line + "\n")
             log_file.flush()
 
-        train(cfg, log)
+        train(cfg, log, stop_at=stop_at, time_limit_s=time_limit)
         if dest:
             export(cfg.out, dest, Path(card).read_text() if card else None)
             log(f"exported to {dest}")

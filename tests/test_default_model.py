@@ -30,8 +30,13 @@ def reply(loaded, text: str) -> str:
 
 
 def word_loop(text: str) -> bool:
+    """A word three times in a row, one word filling most of a reply, or a sentence said twice."""
     words = re.findall(r"[a-z']+", text.lower())
     if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
+        return True
+    sentences = [" ".join(re.findall(r"[a-z']+", s)) for s in re.split(r"[.!?,]+", text.lower())]
+    sentences = [s for s in sentences if s]
+    if len(sentences) != len(set(sentences)):
         return True
     most = Counter(words).most_common(1)
     return bool(most) and len(words) >= 6 and most[0][1] > 0.4 * len(words)
@@ -59,11 +64,10 @@ def test_everyday_replies_have_substance(everyday_replies):
 
 def test_loop_detector():
     assert word_loop("people often recommend recommend recommend it")
+    assert word_loop("I don't know. I don't know, I don't know.")
     assert not word_loop("I'm doing well, thanks for asking. How about you?")
 
 
-@pytest.mark.xfail(strict=False, reason="known limit of the 1.25M CPU-trained model: greedy parallel "
-                   "decoding sometimes repeats a word (see weights/default/README.md)")
 def test_everyday_replies_have_no_word_loops(everyday_replies):
     loops = [(p, t) for p, t in zip(EVERYDAY, everyday_replies) if word_loop(t)]
     assert not loops, loops
@@ -88,3 +92,10 @@ def test_twin_is_causal_and_replies():
 def test_shipped_weights_stay_small():
     total = sum(f.stat().st_size for d in ("default", "twin") for f in (WEIGHTS / d).glob("*") if f.is_file())
     assert total <= MAX_SHIPPED_BYTES, total
+
+
+def test_movie_request_names_a_film(everyday_replies):
+    """The issue's second everyday prompt gets an actual recommendation, not small talk."""
+    from training.templates import MOVIES
+    text = everyday_replies[EVERYDAY.index("Can you recommend a good movie for tonight?")]
+    assert any(re.search(rf"\b{re.escape(m)}\b", text) for m in MOVIES), text

@@ -36,12 +36,19 @@ class CountingModel(torch.nn.Module):
 
 @pytest.mark.parametrize("bad", [{"strategy": "greedy"}, {"threshold": 1.5}, {"max_new_tokens": 0},
                                  {"max_steps_per_block": 0}, {"temperature": -1.0}, {"cache": "both"},
-                                 {"block_size": 0}, {"steps": 0}])
+                                 {"block_size": 0}, {"steps": 0}, {"repetition_penalty": 0.8}])
 def test_bad_config_raises_value_error(bad):
     with pytest.raises(ValueError):
         SamplerConfig(**bad)
     with pytest.raises(ValueError):
         SamplerConfig().replace(**bad)
+
+
+def test_repetition_penalty_damps_only_seen_tokens():
+    from dlm_core.sampler import penalize_repeats
+    logits = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
+    penalize_repeats(logits, [0, 1, 1], 2.0)
+    assert logits.tolist() == [[1.0, -4.0, 1.0, 0.5]]     # positive halved, negative doubled, rest kept
 
 
 def test_presets_and_replace():

@@ -134,3 +134,33 @@ def test_export_loads_through_checkpoints(tiny_data, tmp_path):
     with torch.no_grad():
         expected = model.to(torch.bfloat16).float()(x)     # export stores 16-bit weights
         torch.testing.assert_close(loaded.model(x), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_best_held_out_weights_are_kept_and_exported(tiny_data, tmp_path):
+    """A run keeps the weights of its best evaluation; export ships those, not the last ones."""
+    tok, train_split, test_split, tok_dir = tiny_data
+    cfg = TrainConfig(out=str(tmp_path / "run"), steps=12, tokenizer_dir=str(tok_dir), **TINY | {"eval_every": 4})
+    logs = []
+    train(cfg, log=logs.append, data=(tok, train_split, test_split))
+    state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    best = torch.load(tmp_path / "run" / "best.pt")
+    helds = [h["held_out"] for h in state["history"]]
+    assert [h["step"] for h in state["history"]] == [4, 8, 12]
+    assert best["held_out"] == min(helds) and best["step"] == state["history"][helds.index(min(helds))]["step"]
+    # Make the last weights differ from the best ones, then check which ones export writes.
+    state["model"] = {k: v + 1.0 if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save(state, tmp_path / "run" / "ckpt.pt")
+    from dlm_core.checkpoints import load_checkpoint
+    shipped = load_checkpoint(export(tmp_path / "run", tmp_path / "out")).model.state_dict()
+    for name, value in best["model"].items():
+        torch.testing.assert_close(shipped[name].float(), value.to(torch.bfloat16).float(), msg=name)
+
+
+def test_time_limit_stops_with_a_checkpoint(tiny_data, tmp_path):
+    tok, train_split, test_split, _ = tiny_data
+    cfg = TrainConfig(out=str(tmp_path / "run"), steps=1000, **TINY)
+    logs = []
+    train(cfg, log=logs.append, data=(tok, train_split, test_split), time_limit_s=0.0)
+    state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert state["step"] == 1 and any("time limit" in m for m in logs)
+    assert (tmp_path / "run" / "best.pt").is_file()      # evaluated on the way out

@@ -21,6 +21,7 @@ from pathlib import Path
 from training import templates
 
 MAX_REPLY_WORDS = 30        # a spoken reply stays short
+MIN_CHAT_REPLY_WORDS = 3    # chitchat: "Yeah." / "Oh." teach an assistant to say nothing
 MAX_TURN_WORDS = 40         # earlier turns in the prompt
 HISTORY_TURNS = 2           # chitchat: earlier turns kept before the reply's prompt turn
 TEST_PERCENT = 2            # share of groups held out
@@ -104,7 +105,7 @@ def chitchat_examples() -> list[Example]:
             turns.append(shorten(t, MAX_TURN_WORDS) if t else None)
         for i in range(1, len(turns)):
             reply, prev = turns[i], turns[i - 1]
-            if not reply or not prev or _words(reply) > MAX_REPLY_WORDS:
+            if not reply or not prev or not MIN_CHAT_REPLY_WORDS <= _words(reply) <= MAX_REPLY_WORDS:
                 continue
             history = []
             for j in range(i - 1, max(-1, i - 2 - HISTORY_TURNS), -1):

@@ -1,11 +1,12 @@
 """Held-out scores and sample replies for the shipped diffusion model and its AR twin.
 
-    python -m training.evaluate --diffusion-run runs/default --ar-run runs/twin --out runs/eval
+    python -m training.evaluate --diffusion-run runs/g_default --ar-run runs/g_twin --out runs/g_eval --rows 2000
 
 Held-out loss: nats per reply token (reply + end-of-turn) on the held-out split, the diffusion ELBO
 bound (`dlm_core.train.held_out_loss`) against the AR model's exact NLL. Replies: the diffusion model
 through `dlm_core.sampler.generate` (the "balanced" preset), the twin by greedy next-token decoding
-with a KV cache; both time their first committed text and the whole reply.
+with a KV cache (both with the preset's repetition penalty); both time their first committed text
+and the whole reply.
 """
 from __future__ import annotations
 
@@ -26,20 +27,31 @@ EVERYDAY = ["Hi! How is your day going?", "Can you recommend a good movie for to
 
 
 def load_run(run: str | Path) -> tuple[Transformer, DlmTokenizer, TrainConfig]:
-    state = torch.load(Path(run) / "ckpt.pt", weights_only=False)
-    cfg = TrainConfig(**state["config"])
+    """The run's best held-out weights (its last ones if it has none), on the CPU in fp32."""
+    state = torch.load(Path(run) / "ckpt.pt", weights_only=False, map_location="cpu")
+    cfg = TrainConfig(**state["config"] | {"device": "cpu", "bf16": False})
     tok_dir = Path(cfg.tokenizer_dir) if cfg.tokenizer_dir else Path(run) / "tokenizer"
     tok = DlmTokenizer.from_dir(tok_dir)
     model = Transformer(cfg.model_config(tok.vocab_size))
-    model.load_state_dict(state["model"])
+    best = Path(run) / "best.pt"
+    model.load_state_dict(torch.load(best, map_location="cpu")["model"] if best.is_file() else state["model"])
     return model.eval(), tok, cfg
 
 
-def held_out_prompts(test, n: int = 20) -> list[list[dict]]:
-    """n held-out single-turn prompts spread over the sources (the split keeps them in source order)."""
-    singles = [m for m, _ in test.texts if len(m) == 1]
-    step = max(1, len(singles) // n)
-    return [singles[i * step] for i in range(n)]
+SOURCE_SHARE = {1: 10, 6: 5, 16: 5}    # sample prompts per source (by its oversampling weight):
+#                                        chitchat, chatterbot, templates
+
+
+def held_out_prompts(test) -> list[list[dict]]:
+    """Distinct held-out single-turn prompts, spread evenly within each source (a template prompt
+    can appear with several replies, so prompts are deduplicated first)."""
+    out = []
+    for weight, n in SOURCE_SHARE.items():
+        singles = list({m[0]["content"]: m for (m, _), w in zip(test.texts, test.weights)
+                        if len(m) == 1 and w == weight}.values())
+        step = max(1, len(singles) // n)
+        out += singles[::step][:n]
+    return out
 
 
 @torch.inference_mode()
@@ -58,15 +70,20 @@ def diffusion_reply(model, tok, messages) -> tuple[str, float, float, int]:
 
 @torch.inference_mode()
 def ar_reply(model, tok, messages) -> tuple[str, float, float, int]:
-    """Greedy next-token decoding with a KV cache (the model's logits at i predict token i+1)."""
+    """Greedy next-token decoding with a KV cache (the model's logits at i predict token i+1), with
+    the same repetition penalty as the diffusion preset, so both decoders play by one rule."""
+    from dlm_core.sampler import PRESETS, penalize_repeats
+    penalty = PRESETS["balanced"]["repetition_penalty"]
     ids = tok.chat_prompt(messages)
     cache = KVCache(model.cfg.n_layers)
     cache.write = True
     t0, first = time.perf_counter(), None
     logits = model(torch.tensor([ids]), cache=cache)[:, -1]
-    decoder, out, nfe = tok.decoder(), "", 1
+    decoder, out, nfe, reply = tok.decoder(), "", 1, []
     for _ in range(MAX_NEW_TOKENS):
+        penalize_repeats(logits, reply, penalty)
         nxt = int(logits.argmax(-1))
+        reply.append(nxt)
         if nxt in tok.special.stop_ids:
             break
         piece = decoder.push([nxt])
@@ -81,17 +98,21 @@ def ar_reply(model, tok, messages) -> tuple[str, float, float, int]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate")
-    parser.add_argument("--diffusion-run", default="runs/default")
+    parser.add_argument("--diffusion-run", default="runs/g_default")
     parser.add_argument("--ar-run", default=None)
-    parser.add_argument("--out", default="runs/eval")
+    parser.add_argument("--out", default="runs/g_eval")
     parser.add_argument("--rows", type=int, default=512, help="held-out rows scored")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--replies-only", action="store_true",
+                        help="keep the held-out scores of OUT/eval.json and redo only the replies")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = {"diffusion": args.diffusion_run, "ar": args.ar_run}
     result = {"held_out": {}, "replies": [], "timing": {}}
+    if args.replies_only:
+        result["held_out"] = json.loads((out / "eval.json").read_text())["held_out"]
     prompts = None
     models = {}
     for name, run in runs.items():
@@ -99,9 +120,10 @@ def main(argv=None) -> int:
             continue
         model, tok, cfg = load_run(run)
         _, _, _, test = prepare_data(cfg)
-        result["held_out"][name] = {"nats_per_token": held_out_loss(model, test, tok, cfg, rows=args.rows),
-                                    "rows": min(args.rows, len(test.prompts)),
-                                    "params": model.num_params()}
+        if not args.replies_only:
+            result["held_out"][name] = {"nats_per_token": held_out_loss(model, test, tok, cfg, rows=args.rows),
+                                        "rows": min(args.rows, len(test.prompts)),
+                                        "params": model.num_params()}
         print(name, result["held_out"][name], flush=True)
         prompts = prompts or [[{"role": "user", "content": p}] for p in EVERYDAY] + held_out_prompts(test)
         models[name] = (model, tok)
