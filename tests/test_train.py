@@ -164,3 +164,11 @@ def test_time_limit_stops_with_a_checkpoint(tiny_data, tmp_path):
     state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
     assert state["step"] == 1 and any("time limit" in m for m in logs)
     assert (tmp_path / "run" / "best.pt").is_file()      # evaluated on the way out
+
+
+def test_data_cache_round_trip(tiny_data):
+    from dlm_core.train import _pack, _unpack
+    tok, train_split, _, _ = tiny_data
+    back = _unpack(_pack(train_split, tok.vocab_size))
+    assert back.prompts == train_split.prompts and back.replies == train_split.replies
+    assert back.weights == train_split.weights and back.texts == train_split.texts

@@ -112,6 +112,8 @@ def main(argv=None) -> int:
     runs = {"diffusion": args.diffusion_run, "ar": args.ar_run}
     result = {"held_out": {}, "replies": [], "timing": {}}
     if args.replies_only:
+        if not (out / "eval.json").is_file():
+            parser.error(f"--replies-only needs an earlier {out / 'eval.json'}")
         result["held_out"] = json.loads((out / "eval.json").read_text())["held_out"]
     prompts = None
     models = {}
