@@ -109,8 +109,9 @@ Speed on this 2-core CPU (2 threads), 32-token canvas, over these 22 prompts: di
 - Speed against quality, 52 prompts on this CPU: the "balanced" preset commits 1.46 tokens per forward
   pass (about 124 ms a reply); "fastest" (threshold 0.7, at most 4 steps per block) commits 2.2 (about
   101 ms) but garbles replies ("Good to I'm doing well, ..."). "balanced" is the default: 20 ms is not
-  worth a broken sentence. At this size the diffusion model and the AR twin take about the same time
-  per reply: the diffusion model needs fewer forward passes, but each one scores a block of 8.
+  worth a broken sentence. At this size the diffusion model is between as fast as the AR twin (medians
+  above) and 1.4x faster (`python -m bench.dlm_speed --quick`): it needs fewer forward passes, but each
+  one scores a block of 8 where the twin scores one token.
 - No collapse onto end-of-reply: replies to everyday prompts have several words.
 
 ## Limits
@@ -119,8 +120,8 @@ Speed on this 2-core CPU (2 threads), 32-token canvas, over these 22 prompts: di
 - English only, casual register; it says it cannot tell the time, the date, the weather or the news,
   because it has no clock, sensors or internet.
 - The chitchat data is student texting: opinions and personal claims ("I am a freshman") can surface.
-- Trained on prompts up to {max_prompt} tokens: long conversations are cut to their latest turns by the
-  server, but the model has seen little multi-turn context.
+- Trained on prompts of at most {max_prompt} tokens with little multi-turn context; the server keeps
+  longer conversations (up to the context minus the reply budget), which the model has not seen.
 """
 
 TWIN = """# dlm_voice AR twin
