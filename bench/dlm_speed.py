@@ -25,8 +25,7 @@ from pathlib import Path
 
 import torch
 
-from dlm_core.cache import KVCache
-from dlm_core.sampler import PRESETS, SamplerConfig, generate, penalize_repeats
+from dlm_core.sampler import PRESETS, SamplerConfig, generate, generate_autoregressive
 
 TWIN_DIR = Path(__file__).resolve().parent.parent / "dlm_core" / "weights" / "twin"
 PROMPTS = [   # short voice-assistant turns
@@ -70,12 +69,13 @@ class Stats:
                 "ms_to_first_text": round(statistics.mean(self.first_text_ms), 1) if self.first_text_ms else None}
 
 
-def run_diffusion(model, tok, prompts, cfg: SamplerConfig) -> Stats:
+def run_stream(stream, prompts) -> Stats:
+    """Time one decoder over all prompts; `stream(prompt)` yields `Committed` chunks."""
     stats = Stats()
     for prompt in prompts:
         started = time.perf_counter()
         first, ids, text, nfe = None, [], "", 0
-        for chunk in generate(model, tok, prompt, cfg):
+        for chunk in stream(prompt):
             if chunk.text and first is None:
                 first = time.perf_counter() - started
             ids += chunk.token_ids
@@ -85,34 +85,13 @@ def run_diffusion(model, tok, prompts, cfg: SamplerConfig) -> Stats:
     return stats
 
 
-@torch.inference_mode()
+def run_diffusion(model, tok, prompts, cfg: SamplerConfig) -> Stats:
+    return run_stream(lambda prompt: generate(model, tok, prompt, cfg), prompts)
+
+
 def run_autoregressive(model, tok, prompts, max_new_tokens: int) -> Stats:
     """Greedy AR decoding: one token per forward pass, with a KV cache."""
-    stats = Stats()
-    device = model.lm_head.weight.device
-    stops = tok.special.stop_ids
-    for prompt in prompts:
-        started = time.perf_counter()
-        decoder = tok.decoder()
-        cache = KVCache(model.cfg.n_layers)
-        cache.write = True
-        x = torch.tensor([prompt], device=device)
-        ids, text, first = [], "", None
-        for nfe in range(1, max_new_tokens + 1):
-            hidden = model(x, cache=cache, hidden_only=True)[:, -1:]
-            logits = model.lm_head(hidden)[0].float()
-            penalize_repeats(logits, ids, SamplerConfig().repetition_penalty)   # the diffusion sampler's rule too
-            nxt = int(logits.argmax(-1))
-            if nxt in stops:
-                break
-            ids.append(nxt)
-            piece = decoder.push([nxt])
-            text += piece
-            if piece and first is None:
-                first = time.perf_counter() - started
-            x = torch.tensor([[nxt]], device=device)
-        stats.add(time.perf_counter() - started, ids, text, nfe, first)
-    return stats
+    return run_stream(lambda prompt: generate_autoregressive(model, tok, prompt, max_new_tokens), prompts)
 
 
 def edit_similarity(a: list[int], b: list[int]) -> float:

@@ -316,7 +316,7 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
                     block_logits = logits[masked]
                     block_logits[:, mask_id] = -math.inf
                     if cfg.repetition_penalty != 1.0:
-                        penalize_repeats(block_logits, ids[P:] + blk[~masked].tolist(), cfg.repetition_penalty)
+                        penalize_repeats(block_logits, ids[P:] + blk[blk != mask_id].tolist(), cfg.repetition_penalty)
                     proposed, commit = select_tokens(block_logits, n_min, None if reference else cfg.threshold,
                                                      cfg.temperature, generator)
                     idx = masked.nonzero().squeeze(-1)[commit]
@@ -351,6 +351,30 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
     finally:
         if cache is not None:
             cache.truncate(cached)     # leave only exact committed prefix columns behind
+
+
+@torch.inference_mode()
+def generate_autoregressive(model, tokenizer, prompt_ids: list[int], max_new_tokens: int = 128,
+                            repetition_penalty: float = SamplerConfig.repetition_penalty) -> Iterator[Committed]:
+    """Greedy left-to-right decoding with a KV cache, for causal models with shifted logits (the AR
+    twin): the baseline every diffusion figure is measured against, under the same repetition rule.
+    Same contract as `generate`: one `Committed` per forward pass, end-of-turn never yielded."""
+    device = model.lm_head.weight.device
+    cache = KVCache(model.cfg.n_layers)
+    cache.write = True
+    decoder = tokenizer.decoder()
+    x = torch.tensor([prompt_ids], device=device)
+    reply: list[int] = []
+    for nfe in range(1, max_new_tokens + 1):
+        logits = model.lm_head(model(x, cache=cache, hidden_only=True)[:, -1]).float()   # [1, V]
+        penalize_repeats(logits, reply, repetition_penalty)
+        nxt = int(logits.argmax(-1))
+        if nxt in tokenizer.special.stop_ids:
+            yield Committed(text="", token_ids=[], nfe=nfe, done=True)
+            return
+        reply.append(nxt)
+        yield Committed(text=decoder.push([nxt]), token_ids=[nxt], nfe=nfe, done=nfe == max_new_tokens)
+        x = torch.tensor([[nxt]], device=device)
 
 
 def penalize_repeats(logits: torch.Tensor, seen: list[int], penalty: float) -> None:

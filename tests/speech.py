@@ -36,9 +36,16 @@ ESPEAK_VOICE = "en-us"
 AUDIBLE_LEVEL = 0.01
 TRIM_KEEP_MS = 10  # keep this much around the audible part so word onsets are not clipped
 
-_synth = None
-_synth_lock = threading.Lock()
-_asr = None
+_loaded: dict[str, object] = {}
+_load_lock = threading.Lock()
+
+
+def _once(name: str, load):
+    """load() the first time `name` is asked for in this process, the same object afterwards."""
+    with _load_lock:
+        if name not in _loaded:
+            _loaded[name] = load()
+        return _loaded[name]
 
 
 def load_synthesizer():
@@ -48,13 +55,9 @@ def load_synthesizer():
 
 def load_transcriber():
     """The bundled tiny.en Transcriber, loaded once per process (shared by all tests)."""
-    global _asr
-    with _synth_lock:
-        if _asr is None:
-            from audio.asr import Transcriber
+    from audio.asr import Transcriber
 
-            _asr = Transcriber.load()
-        return _asr
+    return _once("asr", Transcriber.load)
 
 
 def require_espeak() -> None:
@@ -74,13 +77,9 @@ def cache_dir() -> Path:
 
 
 def _piper_synth():
-    global _synth
-    with _synth_lock:
-        if _synth is None:
-            from audio.tts import Synthesizer
+    from audio.tts import Synthesizer
 
-            _synth = Synthesizer.load()
-        return _synth
+    return _once("piper", Synthesizer.load)
 
 
 def _render(text: str, voice: str) -> tuple[np.ndarray, int]:

@@ -6,7 +6,7 @@ import torch
 from dlm_fixtures import GEN_LEN, PAIRS, TINY_BLOCK, prompt_ids, random_model, tiny_tokenizer, trained_model
 
 from dlm_core.cache import KVCache
-from dlm_core.sampler import Committed, SamplerConfig, generate, model_forward
+from dlm_core.sampler import Committed, SamplerConfig, generate, generate_autoregressive, model_forward
 
 torch.set_num_threads(1)
 
@@ -49,6 +49,24 @@ def test_repetition_penalty_damps_only_seen_tokens():
     logits = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
     penalize_repeats(logits, [0, 1, 1], 2.0)
     assert logits.tolist() == [[1.0, -4.0, 1.0, 0.5]]     # positive halved, negative doubled, rest kept
+
+
+def test_autoregressive_decoder_matches_plain_greedy_and_answers():
+    """The AR baseline's cached decoder gives what uncached greedy decoding gives, and the twin's answers."""
+    model, tok = trained_model(autoregressive=True)
+    for question, answer in PAIRS:
+        prompt = prompt_ids(tok, question)
+        chunks = list(generate_autoregressive(model, tok, prompt, GEN_LEN, repetition_penalty=1.0))
+        ids = [t for c in chunks for t in c.token_ids]
+        plain = []
+        with torch.no_grad():
+            while len(plain) < GEN_LEN:
+                nxt = int(model(torch.tensor([prompt + plain]))[0, -1].argmax())
+                if nxt in tok.special.stop_ids:
+                    break
+                plain.append(nxt)
+        assert ids == plain and "".join(c.text for c in chunks) == tok.decode(ids) == answer
+        assert chunks[-1].done and [c.nfe for c in chunks] == list(range(1, len(chunks) + 1))
 
 
 def test_presets_and_replace():

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from dlm_core.cache import KVCache
 from dlm_core.model import Transformer
+from dlm_core.sampler import SamplerConfig, generate, generate_autoregressive
 from dlm_core.tokenizer import DlmTokenizer
 from dlm_core.train import TrainConfig, held_out_loss, prepare_data
 
@@ -54,12 +54,10 @@ def held_out_prompts(test) -> list[list[dict]]:
     return out
 
 
-@torch.inference_mode()
-def diffusion_reply(model, tok, messages) -> tuple[str, float, float, int]:
-    from dlm_core.sampler import SamplerConfig, generate
-    cfg = SamplerConfig.preset("balanced", max_new_tokens=MAX_NEW_TOKENS)
+def timed(stream) -> tuple[str, float, float, int]:
+    """(reply text, seconds to first text, seconds in all, forward passes) of a `Committed` stream."""
     t0, first, text, nfe = time.perf_counter(), None, "", 0
-    for c in generate(model, tok, tok.chat_prompt(messages), cfg):
+    for c in stream:
         if c.text and first is None:
             first = time.perf_counter() - t0
         text += c.text
@@ -68,32 +66,15 @@ def diffusion_reply(model, tok, messages) -> tuple[str, float, float, int]:
     return text.strip(), first or total, total, nfe
 
 
-@torch.inference_mode()
+def diffusion_reply(model, tok, messages) -> tuple[str, float, float, int]:
+    cfg = SamplerConfig.preset("balanced", max_new_tokens=MAX_NEW_TOKENS)
+    return timed(generate(model, tok, tok.chat_prompt(messages), cfg))
+
+
 def ar_reply(model, tok, messages) -> tuple[str, float, float, int]:
-    """Greedy next-token decoding with a KV cache (the model's logits at i predict token i+1), with
-    the same repetition penalty as the diffusion preset, so both decoders play by one rule."""
-    from dlm_core.sampler import PRESETS, penalize_repeats
-    penalty = PRESETS["balanced"]["repetition_penalty"]
-    ids = tok.chat_prompt(messages)
-    cache = KVCache(model.cfg.n_layers)
-    cache.write = True
-    t0, first = time.perf_counter(), None
-    logits = model(torch.tensor([ids]), cache=cache)[:, -1]
-    decoder, out, nfe, reply = tok.decoder(), "", 1, []
-    for _ in range(MAX_NEW_TOKENS):
-        penalize_repeats(logits, reply, penalty)
-        nxt = int(logits.argmax(-1))
-        reply.append(nxt)
-        if nxt in tok.special.stop_ids:
-            break
-        piece = decoder.push([nxt])
-        if piece and first is None:
-            first = time.perf_counter() - t0
-        out += piece
-        logits = model(torch.tensor([[nxt]]), cache=cache)[:, -1]
-        nfe += 1
-    total = time.perf_counter() - t0
-    return out.strip(), first or total, total, nfe
+    """Greedy next-token decoding with a KV cache and the diffusion preset's repetition penalty."""
+    return timed(generate_autoregressive(model, tok, tok.chat_prompt(messages), MAX_NEW_TOKENS,
+                                         SamplerConfig.preset("balanced").repetition_penalty))
 
 
 def main(argv=None) -> int:
