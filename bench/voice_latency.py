@@ -9,6 +9,7 @@ user's speech (the VAD's speech end, before the 500 ms silence that confirms it)
 audio sent. `client_ms` is what this client saw: from `speech_stopped` arriving to the first audio
 delta arriving. Prints a table, then one JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,14 @@ import numpy as np
 from audio import pcm
 from audio.tts import Synthesizer
 
-QUESTIONS = ["Hello, how are you today?", "Can you recommend a good movie for tonight?",
-             "What time is it?", "Tell me a joke.", "Thank you, that was nice."]
-CHUNK_MS = 20          # a live microphone's packet size
+QUESTIONS = [
+    "Hello, how are you today?",
+    "Can you recommend a good movie for tonight?",
+    "What time is it?",
+    "Tell me a joke.",
+    "Thank you, that was nice.",
+]
+CHUNK_MS = 20  # a live microphone's packet size
 LEAD_S, TRAIL_S = 0.5, 2.0
 STAGES = ("endpointing", "asr", "first_text", "first_audio", "voice_to_voice")
 
@@ -63,8 +69,9 @@ def spoken(tts: Synthesizer, text: str) -> np.ndarray:
     rate = pcm.SAMPLE_RATE_API
     voice = np.concatenate([c.samples for c in tts.synthesize(text, rate=rate)])
     silence = np.zeros
-    return np.concatenate([silence(int(LEAD_S * rate), np.float32), voice,
-                           silence(int(TRAIL_S * rate), np.float32)])
+    return np.concatenate(
+        [silence(int(LEAD_S * rate), np.float32), voice, silence(int(TRAIL_S * rate), np.float32)]
+    )
 
 
 async def one_turn(port: int, audio: np.ndarray) -> dict:
@@ -76,10 +83,11 @@ async def one_turn(port: int, audio: np.ndarray) -> dict:
     step = pcm.ms_to_samples(CHUNK_MS, pcm.SAMPLE_RATE_API)
 
     async with client.realtime.connect(model="dlm") as conn:
+
         async def send():
             t0 = time.perf_counter()
             for i, start in enumerate(range(0, len(audio), step)):
-                chunk = pcm.float_to_int16_bytes(audio[start:start + step])
+                chunk = pcm.float_to_int16_bytes(audio[start : start + step])
                 await conn.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
                 await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_MS / 1000 - time.perf_counter()))
 
@@ -96,20 +104,24 @@ async def one_turn(port: int, audio: np.ndarray) -> dict:
                 out["latency_ms"] = ev.latency_ms if isinstance(ev.latency_ms, dict) else dict(ev.latency_ms)
                 break
         sender.cancel()
-    out["client_ms"] = 1000 * (seen["response.output_audio.delta"] - seen["input_audio_buffer.speech_stopped"])
+    out["client_ms"] = 1000 * (
+        seen["response.output_audio.delta"] - seen["input_audio_buffer.speech_stopped"]
+    )
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="(kept for symmetry: the JSON line is always printed)")
+    ap.add_argument(
+        "--json", action="store_true", help="(kept for symmetry: the JSON line is always printed)"
+    )
     ap.add_argument("--model", help="diffusion LM folder (default: bundled)")
     ap.add_argument("--preset", default="balanced", choices=("fastest", "balanced", "quality"))
     ap.add_argument("--turns", type=int, default=len(QUESTIONS))
     args = ap.parse_args(argv)
 
     tts = Synthesizer.load()
-    clips = [(q, spoken(tts, q)) for q in (QUESTIONS * 2)[:args.turns]]
+    clips = [(q, spoken(tts, q)) for q in (QUESTIONS * 2)[: args.turns]]
     port = free_port()
     proc = start_server(port, args)
     try:
@@ -122,13 +134,24 @@ def main(argv=None) -> int:
     for r in rows:
         lat = r["latency_ms"]
         cells = " ".join(f"{lat.get(s) or 0:6.0f}" for s in STAGES)
-        print(f"{r['question'][:44]:44} {cells} {r['client_ms']:7.0f}   heard {r['heard']!r} said {r['said'].strip()!r}")
+        print(
+            f"{r['question'][:44]:44} {cells} {r['client_ms']:7.0f}   heard {r['heard']!r} said {r['said'].strip()!r}"
+        )
     median = {s: statistics.median(r["latency_ms"].get(s) or 0 for r in rows) for s in STAGES}
     median["client_ms"] = statistics.median(r["client_ms"] for r in rows)
     print("median:", ", ".join(f"{k} {v:.0f} ms" for k, v in median.items()))
-    print(json.dumps({"model": args.model or "bundled", "preset": args.preset, "turns": len(rows),
-                      "cpu_threads": os.cpu_count(), "median_ms": median,
-                      "turns_ms": [dict(r["latency_ms"], client_ms=round(r["client_ms"])) for r in rows]}))
+    print(
+        json.dumps(
+            {
+                "model": args.model or "bundled",
+                "preset": args.preset,
+                "turns": len(rows),
+                "cpu_threads": os.cpu_count(),
+                "median_ms": median,
+                "turns_ms": [dict(r["latency_ms"], client_ms=round(r["client_ms"])) for r in rows],
+            }
+        )
+    )
     return 0
 
 

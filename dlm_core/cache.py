@@ -9,6 +9,7 @@ Exactness: for "block_causal" and "causal" models a cached prefix of whole commi
 exact. For "bidirectional" models a prefix cache is an approximation (the prefix's keys were
 computed when later positions held other tokens), as in Fast-dLLM.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,11 +18,11 @@ import torch
 class KVCache:
     def __init__(self, n_layers: int):
         self.n_layers = n_layers
-        self.k: list[torch.Tensor | None] = [None] * n_layers   # each [B, Hkv, T, hd]
+        self.k: list[torch.Tensor | None] = [None] * n_layers  # each [B, Hkv, T, hd]
         self.v: list[torch.Tensor | None] = [None] * n_layers
-        self.positions: torch.Tensor | None = None               # [B, T]
-        self.valid: torch.Tensor | None = None                   # [B, T] bool
-        self.write = False          # when True the next forward appends its keys/values
+        self.positions: torch.Tensor | None = None  # [B, T]
+        self.valid: torch.Tensor | None = None  # [B, T] bool
+        self.write = False  # when True the next forward appends its keys/values
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property

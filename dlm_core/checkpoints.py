@@ -9,6 +9,7 @@ reads the special-token ids from the tokenizer. `save_checkpoint` writes our own
 Facts per family come from the public model repositories and their modeling code; the ones we
 could not confirm are marked UNCONFIRMED where they are used.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jin
 # Tensor-name tables: our parameter name -> the checkpoint's name. "{i}" is the layer index.
 # A value (name, part) means the checkpoint stores a fused matrix and ours is `part` of its rows.
 
-LLADA_TENSORS = {   # GSAI-ML/LLaDA-8B-Instruct, LLaDA-1.5: block_type "llama" (unfused q/k/v and MLP)
+LLADA_TENSORS = {  # GSAI-ML/LLaDA-8B-Instruct, LLaDA-1.5: block_type "llama" (unfused q/k/v and MLP)
     "embed.weight": "model.transformer.wte.weight",
     "layers.{i}.attn_norm.weight": "model.transformer.blocks.{i}.attn_norm.weight",
     "layers.{i}.attn.q_proj.weight": "model.transformer.blocks.{i}.q_proj.weight",
@@ -60,8 +61,11 @@ LLADA_TENSORS = {   # GSAI-ML/LLaDA-8B-Instruct, LLaDA-1.5: block_type "llama" (
 # does `x, gate = x.chunk(2, -1)`). No released LLaDA checkpoint we know uses it; supported so an
 # OLMo-style export loads too.
 LLADA_FUSED_TENSORS = {
-    **{k: v for k, v in LLADA_TENSORS.items()
-       if not re.search(r"\.(q_proj|k_proj|v_proj|gate_proj|up_proj)\.", k)},
+    **{
+        k: v
+        for k, v in LLADA_TENSORS.items()
+        if not re.search(r"\.(q_proj|k_proj|v_proj|gate_proj|up_proj)\.", k)
+    },
     "layers.{i}.attn.q_proj.weight": ("model.transformer.blocks.{i}.att_proj.weight", "q"),
     "layers.{i}.attn.k_proj.weight": ("model.transformer.blocks.{i}.att_proj.weight", "k"),
     "layers.{i}.attn.v_proj.weight": ("model.transformer.blocks.{i}.att_proj.weight", "v"),
@@ -72,7 +76,7 @@ LLADA_FUSED_TENSORS = {
     "layers.{i}.mlp.gate_proj.weight": ("model.transformer.blocks.{i}.ff_proj.weight", "second_half"),
 }
 
-QWEN_TENSORS = {    # Qwen2 / Qwen3 / Llama names, used by Dream, SDAR, Fast-dLLM v2 and dllm-hub A2D
+QWEN_TENSORS = {  # Qwen2 / Qwen3 / Llama names, used by Dream, SDAR, Fast-dLLM v2 and dllm-hub A2D
     "embed.weight": "model.embed_tokens.weight",
     "layers.{i}.attn_norm.weight": "model.layers.{i}.input_layernorm.weight",
     "layers.{i}.attn.q_proj.weight": "model.layers.{i}.self_attn.q_proj.weight",
@@ -95,8 +99,8 @@ QWEN_TENSORS = {    # Qwen2 / Qwen3 / Llama names, used by Dream, SDAR, Fast-dLL
 # ---------------------------------------------------------------------------------------------
 # Config-key tables: ModelConfig field -> config.json keys, first present wins.
 
-OLMO_CONFIG_KEYS = {   # LLaDA's OLMo-style config.json
-    "vocab_size": ("embedding_size", "vocab_size"),   # embedding_size = rows of wte (padded vocab)
+OLMO_CONFIG_KEYS = {  # LLaDA's OLMo-style config.json
+    "vocab_size": ("embedding_size", "vocab_size"),  # embedding_size = rows of wte (padded vocab)
     "dim": ("d_model",),
     "n_layers": ("n_layers",),
     "n_heads": ("n_heads",),
@@ -109,7 +113,7 @@ OLMO_CONFIG_KEYS = {   # LLaDA's OLMo-style config.json
     "qkv_bias": ("include_qkv_bias",),
 }
 
-HF_CONFIG_KEYS = {     # transformers' Llama / Qwen2 / Qwen3 config.json
+HF_CONFIG_KEYS = {  # transformers' Llama / Qwen2 / Qwen3 config.json
     "vocab_size": ("vocab_size",),
     "dim": ("hidden_size",),
     "n_layers": ("num_hidden_layers",),
@@ -127,73 +131,123 @@ HF_CONFIG_KEYS = {     # transformers' Llama / Qwen2 / Qwen3 config.json
 
 @dataclass(frozen=True)
 class Family:
-    name: str                       # our family name (LoadedModel.family)
-    model_types: tuple[str, ...]    # config.json "model_type" values, lower-cased
+    name: str  # our family name (LoadedModel.family)
+    model_types: tuple[str, ...]  # config.json "model_type" values, lower-cased
     architectures: tuple[str, ...]  # config.json "architectures" entries
-    tensors: dict                   # our parameter name -> checkpoint tensor name
-    config_keys: dict               # ModelConfig field -> config.json keys
-    attention: str                  # attention mode of our Transformer
-    logits_shift: bool = False      # output i predicts token i+1
-    qk_norm: bool = False           # per-head RMSNorm on q and k (Qwen3)
-    qkv_bias: bool = False          # default when config.json does not say
-    tie_embeddings: bool = False    # default when config.json does not say
-    block_size: int = 32            # default block length for block-causal attention
+    tensors: dict  # our parameter name -> checkpoint tensor name
+    config_keys: dict  # ModelConfig field -> config.json keys
+    attention: str  # attention mode of our Transformer
+    logits_shift: bool = False  # output i predicts token i+1
+    qk_norm: bool = False  # per-head RMSNorm on q and k (Qwen3)
+    qkv_bias: bool = False  # default when config.json does not say
+    tie_embeddings: bool = False  # default when config.json does not say
+    block_size: int = 32  # default block length for block-causal attention
     block_size_keys: tuple[str, ...] = ("block_size", "bd_size")
-    context: int | None = None      # documented context when config.json overstates it
-    mask_names: tuple[str, ...] = ()         # the family's mask token strings, preferred order
+    context: int | None = None  # documented context when config.json overstates it
+    mask_names: tuple[str, ...] = ()  # the family's mask token strings, preferred order
     end_of_turn_names: tuple[str, ...] = ()  # the family's end-of-turn strings
     notes: tuple[str, ...] = field(default_factory=tuple)  # facts we could not confirm
 
 
 FAMILIES = (
     Family(
-        name="llada", model_types=("llada",), architectures=("LLaDAModelLM",),
-        tensors=LLADA_TENSORS, config_keys=OLMO_CONFIG_KEYS, attention="bidirectional",
-        mask_names=("<|mdm_mask|>",), end_of_turn_names=("<|eot_id|>",),
-        notes=(("UNCONFIRMED: LLaDA-1.5 is assumed to share LLaDA-8B-Instruct's layout (same architecture, "
-               "fine-tuned weights); its own config.json was not inspected."),),
+        name="llada",
+        model_types=("llada",),
+        architectures=("LLaDAModelLM",),
+        tensors=LLADA_TENSORS,
+        config_keys=OLMO_CONFIG_KEYS,
+        attention="bidirectional",
+        mask_names=("<|mdm_mask|>",),
+        end_of_turn_names=("<|eot_id|>",),
+        notes=(
+            (
+                "UNCONFIRMED: LLaDA-1.5 is assumed to share LLaDA-8B-Instruct's layout (same architecture, "
+                "fine-tuned weights); its own config.json was not inspected."
+            ),
+        ),
     ),
     Family(
-        name="dream", model_types=("dream",), architectures=("DreamModel",),
-        tensors=QWEN_TENSORS, config_keys=HF_CONFIG_KEYS, attention="bidirectional",
-        logits_shift=True, qkv_bias=True,          # Qwen2 attention always has q/k/v biases
-        context=2048,                              # Dream README: 2048; config says 131072
-        mask_names=("<|mask|>",), end_of_turn_names=("<|im_end|>",),
+        name="dream",
+        model_types=("dream",),
+        architectures=("DreamModel",),
+        tensors=QWEN_TENSORS,
+        config_keys=HF_CONFIG_KEYS,
+        attention="bidirectional",
+        logits_shift=True,
+        qkv_bias=True,  # Qwen2 attention always has q/k/v biases
+        context=2048,  # Dream README: 2048; config says 131072
+        mask_names=("<|mask|>",),
+        end_of_turn_names=("<|im_end|>",),
     ),
     Family(
-        name="sdar", model_types=("sdar",), architectures=("SDARForCausalLM",),
-        tensors=QWEN_TENSORS, config_keys=HF_CONFIG_KEYS, attention="block_causal",
-        qk_norm=True, block_size=4,
-        mask_names=("<|MASK|>",), end_of_turn_names=("<|im_end|>",),
+        name="sdar",
+        model_types=("sdar",),
+        architectures=("SDARForCausalLM",),
+        tensors=QWEN_TENSORS,
+        config_keys=HF_CONFIG_KEYS,
+        attention="block_causal",
+        qk_norm=True,
+        block_size=4,
+        mask_names=("<|MASK|>",),
+        end_of_turn_names=("<|im_end|>",),
         # SDAR's reference generate loop reads logits at the block's own positions (no shift) and
         # passes block_length=4 and mask_token_id=151669 as arguments (JetAstra/SDAR README).
-        notes=(("UNCONFIRMED: SDAR's config.json was not inspected for a block-size key (we read "
-               "block_size/bd_size, else 4); the mask string <|MASK|> comes from SDAR usage code "
-               "that adds it with add_special_tokens."),),
+        notes=(
+            (
+                "UNCONFIRMED: SDAR's config.json was not inspected for a block-size key (we read "
+                "block_size/bd_size, else 4); the mask string <|MASK|> comes from SDAR usage code "
+                "that adds it with add_special_tokens."
+            ),
+        ),
     ),
     Family(
-        name="fast_dllm_v2", model_types=("fast_dllm_qwen",), architectures=("Fast_dLLM_QwenForCausalLM",),
-        tensors=QWEN_TENSORS, config_keys=HF_CONFIG_KEYS, attention="block_causal",
-        logits_shift=True,   # its batch_sample shifts logits right by one before committing
-        qkv_bias=True, block_size=32,
-        mask_names=("|<MASK>|",), end_of_turn_names=("<|im_end|>",),
-        notes=(("UNCONFIRMED: tensor names assumed to be Qwen2's (SGLang loads the checkpoint "
-               "with its Qwen2 loader); block size read from config bd_size."),),
+        name="fast_dllm_v2",
+        model_types=("fast_dllm_qwen",),
+        architectures=("Fast_dLLM_QwenForCausalLM",),
+        tensors=QWEN_TENSORS,
+        config_keys=HF_CONFIG_KEYS,
+        attention="block_causal",
+        logits_shift=True,  # its batch_sample shifts logits right by one before committing
+        qkv_bias=True,
+        block_size=32,
+        mask_names=("|<MASK>|",),
+        end_of_turn_names=("<|im_end|>",),
+        notes=(
+            (
+                "UNCONFIRMED: tensor names assumed to be Qwen2's (SGLang loads the checkpoint "
+                "with its Qwen2 loader); block size read from config bd_size."
+            ),
+        ),
     ),
     Family(
-        name="bd3lm", model_types=("a2d-qwen3", "a2d-qwen2"),
+        name="bd3lm",
+        model_types=("a2d-qwen3", "a2d-qwen2"),
         architectures=("A2DQwen3LMHeadModel", "A2DQwen2LMHeadModel"),
-        tensors=QWEN_TENSORS, config_keys=HF_CONFIG_KEYS, attention="block_causal",
-        qk_norm=True, block_size=32,
-        mask_names=("<|mask|>",), end_of_turn_names=("<|im_end|>",),
-        notes=(("UNCONFIRMED: dllm-hub BD3LM and MDLM checkpoints share model_type a2d-qwen3; "
-               "we tell them apart by 'bd3lm'/'mdlm' in the folder or _name_or_path. Block 32 "
-               "is the model card's sampler default, not a config key."),),
+        tensors=QWEN_TENSORS,
+        config_keys=HF_CONFIG_KEYS,
+        attention="block_causal",
+        qk_norm=True,
+        block_size=32,
+        mask_names=("<|mask|>",),
+        end_of_turn_names=("<|im_end|>",),
+        notes=(
+            (
+                "UNCONFIRMED: dllm-hub BD3LM and MDLM checkpoints share model_type a2d-qwen3; "
+                "we tell them apart by 'bd3lm'/'mdlm' in the folder or _name_or_path. Block 32 "
+                "is the model card's sampler default, not a config key."
+            ),
+        ),
     ),
     Family(
-        name="a2d_mdlm", model_types=(), architectures=(),   # chosen from a2d-* by name only
-        tensors=QWEN_TENSORS, config_keys=HF_CONFIG_KEYS, attention="bidirectional",
-        qk_norm=True, mask_names=("<|mask|>",), end_of_turn_names=("<|im_end|>",),
+        name="a2d_mdlm",
+        model_types=(),
+        architectures=(),  # chosen from a2d-* by name only
+        tensors=QWEN_TENSORS,
+        config_keys=HF_CONFIG_KEYS,
+        attention="bidirectional",
+        qk_norm=True,
+        mask_names=("<|mask|>",),
+        end_of_turn_names=("<|im_end|>",),
     ),
 )
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
@@ -202,14 +256,15 @@ SUPPORTED = ", ".join([OUR_MODEL_TYPE] + [f.name for f in FAMILIES])
 
 @dataclass
 class LoadedModel:
-    model: Transformer          # in eval mode, on the requested device and dtype
+    model: Transformer  # in eval mode, on the requested device and dtype
     tokenizer: DlmTokenizer
-    family: str                 # "dlm_voice", "llada", "dream", "sdar", "fast_dllm_v2", "bd3lm", ...
+    family: str  # "dlm_voice", "llada", "dream", "sdar", "fast_dllm_v2", "bd3lm", ...
     path: Path
 
 
 # ---------------------------------------------------------------------------------------------
 # Finding a model
+
 
 def resolve_model(spec: str | os.PathLike | None) -> Path:
     """A local checkpoint folder for `spec`: None -> $DLM_MODEL or the bundled model; an existing
@@ -222,7 +277,8 @@ def resolve_model(spec: str | os.PathLike | None) -> Path:
         raise FileNotFoundError(
             f"the bundled model is missing ({BUNDLED_MODEL} has no config.json). Reinstall the "
             f"package with its weights, set {MODEL_ENV}, or pass --model with a checkpoint folder "
-            f"or a Hugging Face id such as GSAI-ML/LLaDA-8B-Instruct.")
+            f"or a Hugging Face id such as GSAI-ML/LLaDA-8B-Instruct."
+        )
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -231,8 +287,9 @@ def resolve_model(spec: str | os.PathLike | None) -> Path:
     if path.exists():
         raise FileNotFoundError(f"{path} is a file; pass the checkpoint folder that holds config.json")
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", str(spec)):
-        raise FileNotFoundError(f"no model folder at {path}; pass an existing checkpoint folder "
-                                f"or a Hugging Face id (owner/name)")
+        raise FileNotFoundError(
+            f"no model folder at {path}; pass an existing checkpoint folder or a Hugging Face id (owner/name)"
+        )
     return _download(str(spec))
 
 
@@ -240,8 +297,10 @@ def _download(repo_id: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError as e:
-        raise FileNotFoundError(f"{repo_id!r} is not a local folder and huggingface_hub is not "
-                                f"installed: `pip install huggingface_hub`, or pass a folder") from e
+        raise FileNotFoundError(
+            f"{repo_id!r} is not a local folder and huggingface_hub is not "
+            f"installed: `pip install huggingface_hub`, or pass a folder"
+        ) from e
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     patterns = ["*.json", "*.safetensors", "*.jinja", "*.md", "*.txt"]
     try:
@@ -250,15 +309,22 @@ def _download(repo_id: str) -> Path:
         raise FileNotFoundError(
             f"could not get {repo_id!r} from the Hugging Face hub ({type(e).__name__}: {e}). "
             f"Download it where you are online (`huggingface-cli download {repo_id}`) and pass "
-            f"the folder, or pass another model.") from e
+            f"the folder, or pass another model."
+        ) from e
 
 
 # ---------------------------------------------------------------------------------------------
 # Loading
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
-                    dtype: torch.dtype = torch.float32, *, family: str | None = None,
-                    max_seq_len: int | None = None) -> LoadedModel:
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    *,
+    family: str | None = None,
+    max_seq_len: int | None = None,
+) -> LoadedModel:
     """Load a checkpoint folder (or anything `resolve_model` accepts) as our Transformer.
 
     family: force a family instead of detecting it from config.json.
@@ -277,16 +343,20 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     else:
         cfg = _family_config(fam, config, max_seq_len)
         tensors = _expand_table(fam, cfg, config)
-        tokenizer = DlmTokenizer.from_dir(path, prefer_mask=fam.mask_names,
-                                          prefer_end_of_turn=fam.end_of_turn_names,
-                                          mask_id=config.get("mask_token_id"))
+        tokenizer = DlmTokenizer.from_dir(
+            path,
+            prefer_mask=fam.mask_names,
+            prefer_end_of_turn=fam.end_of_turn_names,
+            mask_id=config.get("mask_token_id"),
+        )
         _check_mask_id(config, tokenizer, path)
     _check_vocab(cfg, tokenizer, path)
     if max_seq_len is not None:
         cfg.max_seq_len = max_seq_len
     model = _build(cfg, path, tensors, device, dtype)
-    return LoadedModel(model=model, tokenizer=tokenizer,
-                       family=OUR_MODEL_TYPE if fam is None else fam.name, path=path)
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, family=OUR_MODEL_TYPE if fam is None else fam.name, path=path
+    )
 
 
 def _read_json(file: Path) -> dict:
@@ -315,7 +385,8 @@ def _detect_family(config: dict, path: Path, forced: str | None) -> Family | Non
     raise ValueError(
         f"{path}: model_type {config.get('model_type')!r} / architectures {sorted(architectures)} "
         f"is not a diffusion LM family we can load (supported: {SUPPORTED}). Pass a LLaDA, Dream, "
-        f"SDAR, Fast-dLLM v2 or dllm-hub BD3LM checkpoint, or one saved by save_checkpoint.")
+        f"SDAR, Fast-dLLM v2 or dllm-hub BD3LM checkpoint, or one saved by save_checkpoint."
+    )
 
 
 def _bd3lm_or_mdlm(config: dict, path: Path) -> Family:
@@ -335,10 +406,13 @@ def _pick(config: dict, keys: tuple[str, ...]):
 def _family_config(fam: Family, config: dict, max_seq_len: int | None) -> ModelConfig:
     _check_supported(fam, config)
     values = {name: _pick(config, keys) for name, keys in fam.config_keys.items()}
-    if values["rope_theta"] is None:   # transformers 5 writes rope_parameters instead
+    if values["rope_theta"] is None:  # transformers 5 writes rope_parameters instead
         values["rope_theta"] = (config.get("rope_parameters") or {}).get("rope_theta")
-    missing = [name for name in ("vocab_size", "dim", "n_layers", "n_heads", "mlp_dim", "rope_theta",
-                                 "norm_eps") if values[name] is None]
+    missing = [
+        name
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "mlp_dim", "rope_theta", "norm_eps")
+        if values[name] is None
+    ]
     if missing:
         keys = [fam.config_keys[m][0] if m in fam.config_keys else m for m in missing]
         raise ValueError(f"config.json lacks {keys} needed for a {fam.name} model")
@@ -349,12 +423,20 @@ def _family_config(fam: Family, config: dict, max_seq_len: int | None) -> ModelC
     limit = min(advertised, fam.context or advertised)
     block = _pick(config, fam.block_size_keys) or fam.block_size
     return ModelConfig(
-        **values, attention=fam.attention, block_size=int(block), qk_norm=fam.qk_norm,
+        **values,
+        attention=fam.attention,
+        block_size=int(block),
+        qk_norm=fam.qk_norm,
         logits_shift=fam.logits_shift,
         max_seq_len=max_seq_len or min(limit, DEFAULT_MAX_SEQ_LEN),
-        extra={"family": fam.name, "model_type": config.get("model_type"),
-               "max_position_embeddings": advertised, "mask_token_id": config.get("mask_token_id"),
-               "unconfirmed": list(fam.notes)})
+        extra={
+            "family": fam.name,
+            "model_type": config.get("model_type"),
+            "max_position_embeddings": advertised,
+            "mask_token_id": config.get("mask_token_id"),
+            "unconfirmed": list(fam.notes),
+        },
+    )
 
 
 def _check_supported(fam: Family, config: dict) -> None:
@@ -378,15 +460,19 @@ def _check_supported(fam: Family, config: dict) -> None:
 def _check_mask_id(config: dict, tokenizer: DlmTokenizer, path: Path) -> None:
     declared = config.get("mask_token_id")
     if declared is not None and declared != tokenizer.special.mask:
-        raise ValueError(f"{path}: config.json says mask_token_id {declared} but the tokenizer's mask "
-                         f"token has id {tokenizer.special.mask}; the tokenizer files do not match")
+        raise ValueError(
+            f"{path}: config.json says mask_token_id {declared} but the tokenizer's mask "
+            f"token has id {tokenizer.special.mask}; the tokenizer files do not match"
+        )
 
 
 def _check_vocab(cfg: ModelConfig, tokenizer: DlmTokenizer, path: Path) -> None:
     # The embedding may have spare rows (LLaDA pads to 126464), never fewer than the tokenizer's ids.
     if tokenizer.vocab_size > cfg.vocab_size:
-        raise ValueError(f"{path}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
-                         f"{cfg.vocab_size} embedding rows; the tokenizer files do not belong to it")
+        raise ValueError(
+            f"{path}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+            f"{cfg.vocab_size} embedding rows; the tokenizer files do not belong to it"
+        )
 
 
 def _expand_table(fam: Family, cfg: ModelConfig, config: dict) -> dict:
@@ -419,14 +505,18 @@ class _Weights:
 
     def __init__(self, path: Path, device: str | torch.device):
         from safetensors import safe_open
+
         index = path / "model.safetensors.index.json"
         if index.is_file():
             weight_map = _read_json(index)["weight_map"]
         else:
             files = sorted(path.glob("*.safetensors"))
             if not files:
-                hint = (" (it has PyTorch .bin weights: convert them to safetensors first)"
-                        if any(path.glob("*.bin")) else "")
+                hint = (
+                    " (it has PyTorch .bin weights: convert them to safetensors first)"
+                    if any(path.glob("*.bin"))
+                    else ""
+                )
                 raise FileNotFoundError(f"{path} has no safetensors weights{hint}")
             weight_map = {}
             for file in files:
@@ -434,8 +524,10 @@ class _Weights:
                     weight_map.update({k: file.name for k in f.keys()})  # noqa: SIM118 (not a dict)
         self.weight_map = weight_map
         self.device = str(device)
-        self._open = {file: safe_open(str(path / file), framework="pt", device=self.device)
-                      for file in sorted(set(weight_map.values()))}
+        self._open = {
+            file: safe_open(str(path / file), framework="pt", device=self.device)
+            for file in sorted(set(weight_map.values()))
+        }
 
     def __contains__(self, name: str) -> bool:
         return name in self.weight_map
@@ -450,17 +542,24 @@ def _build(cfg: ModelConfig, path: Path, tensors: dict, device, dtype) -> Transf
         model = Transformer(cfg)
     shapes = dict(model.named_parameters())
     weights = _Weights(path, device)
-    missing = [src if isinstance(src, str) else src[0] for src in tensors.values()
-               if (src if isinstance(src, str) else src[0]) not in weights]
+    missing = [
+        src if isinstance(src, str) else src[0]
+        for src in tensors.values()
+        if (src if isinstance(src, str) else src[0]) not in weights
+    ]
     if missing:
-        raise ValueError(f"{path}: tensors missing for this layout: {missing[:4]}"
-                         f"{' ...' if len(missing) > 4 else ''} ({len(missing)} in all)")
+        raise ValueError(
+            f"{path}: tensors missing for this layout: {missing[:4]}"
+            f"{' ...' if len(missing) > 4 else ''} ({len(missing)} in all)"
+        )
     state = {}
     for name, src in tensors.items():
         tensor = weights.get(src) if isinstance(src, str) else _part(weights.get(src[0]), src[1], cfg)
         if tensor.shape != shapes[name].shape:
-            raise ValueError(f"{path}: {src} has shape {tuple(tensor.shape)}, "
-                             f"expected {tuple(shapes[name].shape)} for {name}")
+            raise ValueError(
+                f"{path}: {src} has shape {tuple(tensor.shape)}, "
+                f"expected {tuple(shapes[name].shape)} for {name}"
+            )
         state[name] = tensor.to(dtype=dtype)
     if cfg.tie_embeddings:
         state["lm_head.weight"] = state["embed.weight"]
@@ -479,7 +578,7 @@ def _part(tensor: torch.Tensor, part: str, cfg: ModelConfig) -> torch.Tensor:
         return tensor[:half] if part == "first_half" else tensor[half:]
     q, kv = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
     start, size = {"q": (0, q), "k": (q, kv), "v": (q + kv, kv)}[part]
-    return tensor[start:start + size]
+    return tensor[start : start + size]
 
 
 def _our_config(config: dict) -> ModelConfig:
@@ -490,10 +589,13 @@ def _our_config(config: dict) -> ModelConfig:
 # ---------------------------------------------------------------------------------------------
 # Saving
 
-def save_checkpoint(model: Transformer, tokenizer_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                    card: str | None = None) -> Path:
+
+def save_checkpoint(
+    model: Transformer, tokenizer_dir: str | os.PathLike, out_dir: str | os.PathLike, card: str | None = None
+) -> Path:
     """Write `model` in our own layout ("dlm_voice") with the tokenizer files from tokenizer_dir."""
     from safetensors.torch import save_file
+
     tokenizer_dir, out_dir = Path(tokenizer_dir), Path(out_dir)
     if not (tokenizer_dir / "tokenizer.json").is_file():
         raise FileNotFoundError(f"{tokenizer_dir} has no tokenizer.json to copy")
@@ -502,7 +604,7 @@ def save_checkpoint(model: Transformer, tokenizer_dir: str | os.PathLike, out_di
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     state = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     if model.cfg.tie_embeddings:
-        state.pop("lm_head.weight")   # safetensors refuses shared storage; the loader re-ties
+        state.pop("lm_head.weight")  # safetensors refuses shared storage; the loader re-ties
     save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     for name in TOKENIZER_FILES:
         if (tokenizer_dir / name).is_file() and tokenizer_dir.resolve() != out_dir.resolve():

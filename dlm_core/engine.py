@@ -14,6 +14,7 @@ longest common token prefix with the new prompt, cut to a whole model block, whi
 those sessions recompute their prompt each turn (within a turn the sampler's prefix/dual cache
 still applies).
 """
+
 from __future__ import annotations
 
 import threading
@@ -28,26 +29,27 @@ import torch.nn.functional as F
 from dlm_core.cache import KVCache
 from dlm_core.sampler import Committed, PromptCache, SamplerConfig, generate, model_forward
 
-MAX_BATCH = 8                # most rows merged into one forward pass
-BATCH_WAIT_S = 0.02          # longest a ready request waits for other running sessions to submit
-MAX_SESSIONS = 64            # conversations whose prompt cache is kept (least recently used dropped)
+MAX_BATCH = 8  # most rows merged into one forward pass
+BATCH_WAIT_S = 0.02  # longest a ready request waits for other running sessions to submit
+MAX_SESSIONS = 64  # conversations whose prompt cache is kept (least recently used dropped)
 
 
 @dataclass
 class _Request:
-    tokens: torch.Tensor             # [1, S]
-    positions: torch.Tensor          # [1, S]
+    tokens: torch.Tensor  # [1, S]
+    positions: torch.Tensor  # [1, S]
     cache: KVCache | None
-    keep_q: torch.Tensor | None      # query indices whose keys/values join `cache`
-    want: tuple[int, int]            # query range whose logits are returned
+    keep_q: torch.Tensor | None  # query indices whose keys/values join `cache`
+    want: tuple[int, int]  # query range whose logits are returned
     done: threading.Event = field(default_factory=threading.Event)
     result: torch.Tensor | None = None
     error: BaseException | None = None
 
 
 class DlmEngine:
-    def __init__(self, loaded, device: str = "cpu", max_batch: int = MAX_BATCH,
-                 batch_wait_s: float = BATCH_WAIT_S):
+    def __init__(
+        self, loaded, device: str = "cpu", max_batch: int = MAX_BATCH, batch_wait_s: float = BATCH_WAIT_S
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.loaded = loaded
@@ -57,10 +59,10 @@ class DlmEngine:
         self.family = getattr(loaded, "family", "dlm_voice")
         self.context_len = self.model.cfg.max_seq_len
         self.max_batch, self.batch_wait_s = max_batch, batch_wait_s
-        self.forward_calls = 0                 # batched forward passes run (all sessions together)
-        self.batch_sizes: list[int] = []       # rows per forward pass, most recent last (bounded)
+        self.forward_calls = 0  # batched forward passes run (all sessions together)
+        self.batch_sizes: list[int] = []  # rows per forward pass, most recent last (bounded)
         self._queue: list[_Request] = []
-        self._running = 0                      # replies inside a sampler step right now
+        self._running = 0  # replies inside a sampler step right now
         self._cv = threading.Condition()
         self._closed = False
         self._sessions: OrderedDict[str, PromptCache] = OrderedDict()
@@ -72,19 +74,21 @@ class DlmEngine:
     @classmethod
     def load(cls, spec: str | None = None, device: str = "cpu", **kw) -> DlmEngine:
         from dlm_core.checkpoints import load_checkpoint, resolve_model
+
         return cls(load_checkpoint(resolve_model(spec), device=device), device=device, **kw)
 
     # ---- the public iterator -------------------------------------------------------------
 
-    def reply(self, messages: list[dict], cfg: SamplerConfig | None = None,
-              session_id: str | None = None) -> Iterator[Committed]:
+    def reply(
+        self, messages: list[dict], cfg: SamplerConfig | None = None, session_id: str | None = None
+    ) -> Iterator[Committed]:
         """Stream the assistant's reply to `messages`; close the iterator to cancel."""
         if self._closed:
             raise RuntimeError("engine is closed")
         cfg = cfg or SamplerConfig()
         prompt = self.prompt_ids(messages, cfg.max_new_tokens)
         cache = self._take_session(session_id)
-        try:   # generate() validates eagerly, so bad input raises here, not on the first next()
+        try:  # generate() validates eagerly, so bad input raises here, not on the first next()
             gen = generate(self.model, self.tokenizer, prompt, cfg, forward=self._forward, prompt_cache=cache)
         except BaseException:
             self._put_session(session_id, cache)
@@ -100,7 +104,9 @@ class DlmEngine:
                 raise ValueError(f"each message needs 'role' and 'content', got {m!r}")
         budget = self.context_len - max_new_tokens
         if budget < 1:
-            raise ValueError(f"max_new_tokens {max_new_tokens} leaves no room in a context of {self.context_len}")
+            raise ValueError(
+                f"max_new_tokens {max_new_tokens} leaves no room in a context of {self.context_len}"
+            )
         msgs = list(messages)
         while True:
             ids = self.tokenizer.chat_prompt(msgs)
@@ -108,8 +114,10 @@ class DlmEngine:
                 return ids
             droppable = [i for i, m in enumerate(msgs) if m["role"] != "system"]
             if len(droppable) <= 1:
-                raise ValueError(f"the last message alone ({len(ids)} tokens) does not fit the context "
-                                 f"({self.context_len}) with max_new_tokens {max_new_tokens}")
+                raise ValueError(
+                    f"the last message alone ({len(ids)} tokens) does not fit the context "
+                    f"({self.context_len}) with max_new_tokens {max_new_tokens}"
+                )
             del msgs[droppable[0]]
 
     def _run(self, gen, cache: PromptCache | None, session_id: str | None) -> Iterator[Committed]:
@@ -196,7 +204,7 @@ class DlmEngine:
                     if left <= 0:
                         break
                     self._cv.wait(left)
-                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
                 with torch.inference_mode():
                     results = self._batched_forward(batch)
@@ -223,11 +231,11 @@ class DlmEngine:
         tokens = torch.full((B, S), self.tokenizer.special.pad, dtype=torch.long, device=dev)
         positions = torch.zeros(B, S, dtype=torch.long, device=dev)
         valid = torch.zeros(B, S, dtype=torch.bool, device=dev)
-        for i, r in enumerate(batch):           # left padding: real tokens end at column S
+        for i, r in enumerate(batch):  # left padding: real tokens end at column S
             s = r.tokens.shape[1]
-            tokens[i, S - s:] = r.tokens[0]
-            positions[i, S - s:] = r.positions[0]
-            valid[i, S - s:] = True
+            tokens[i, S - s :] = r.tokens[0]
+            positions[i, S - s :] = r.positions[0]
+            valid[i, S - s :] = True
         merged = None
         if T > 0 or any(r.cache is not None for r in batch):
             merged = _merge_caches([r.cache for r in batch], T, cfg, dev, self.model.lm_head.weight.dtype)
@@ -236,7 +244,7 @@ class DlmEngine:
         outs = []
         for i, r in enumerate(batch):
             off = S - r.tokens.shape[1]
-            outs.append(model.lm_head(hidden[i:i + 1, off + r.want[0]:off + r.want[1]]).float())
+            outs.append(model.lm_head(hidden[i : i + 1, off + r.want[0] : off + r.want[1]]).float())
             if r.cache is not None and r.keep_q is not None and len(r.keep_q):
                 cols = T + off + r.keep_q.to(dev)
                 _append(r.cache, merged, i, cols)
@@ -259,8 +267,8 @@ def _merge_caches(caches: list[KVCache | None], T: int, cfg, device, dtype) -> K
         pos = torch.zeros(1, T, dtype=torch.long, device=device)
         val = torch.zeros(1, T, dtype=torch.bool, device=device)
         if n:
-            pos[:, T - n:] = c.positions
-            val[:, T - n:] = c.valid
+            pos[:, T - n :] = c.positions
+            val[:, T - n :] = c.valid
         rows_pos.append(pos)
         rows_valid.append(val)
     merged.positions = torch.cat(rows_pos)
@@ -288,12 +296,12 @@ def _merge_caches(caches: list[KVCache | None], T: int, cfg, device, dtype) -> K
 def _append(cache: KVCache, merged: KVCache, row: int, cols: torch.Tensor) -> None:
     """Append columns `cols` of batched cache row `row` to a per-row cache."""
     for layer in range(cache.n_layers):
-        k = merged.k[layer][row:row + 1, :, cols]
-        v = merged.v[layer][row:row + 1, :, cols]
+        k = merged.k[layer][row : row + 1, :, cols]
+        v = merged.v[layer][row : row + 1, :, cols]
         cache.k[layer] = k if cache.k[layer] is None else torch.cat([cache.k[layer], k], 2)
         cache.v[layer] = v if cache.v[layer] is None else torch.cat([cache.v[layer], v], 2)
-    pos = merged.positions[row:row + 1, cols]
-    val = merged.valid[row:row + 1, cols]
+    pos = merged.positions[row : row + 1, cols]
+    val = merged.valid[row : row + 1, cols]
     if cache.positions is None:
         cache.positions, cache.valid = pos, val
     else:

@@ -11,6 +11,7 @@ SwiGLU and grouped-query attention. What differs between families is config, not
 Attention visibility is a function of absolute positions only (see `visible`), so the same rule
 holds whether keys come from this call or from a `KVCache` filled by an earlier call.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -26,22 +27,22 @@ ATTENTION_MODES = ("bidirectional", "block_causal", "causal")
 
 @dataclass
 class ModelConfig:
-    vocab_size: int                 # rows of the embedding table and the LM head
-    dim: int                        # hidden size
-    n_layers: int                   # transformer blocks
-    n_heads: int                    # query heads
-    mlp_dim: int                    # SwiGLU inner size
-    n_kv_heads: int | None = None   # key/value heads (GQA); None means n_heads
-    head_dim: int | None = None     # per-head size; None means dim // n_heads
-    rope_theta: float = 10000.0     # RoPE base
-    norm_eps: float = 1e-6          # RMSNorm epsilon
-    max_seq_len: int = 2048         # longest canvas the RoPE table covers
+    vocab_size: int  # rows of the embedding table and the LM head
+    dim: int  # hidden size
+    n_layers: int  # transformer blocks
+    n_heads: int  # query heads
+    mlp_dim: int  # SwiGLU inner size
+    n_kv_heads: int | None = None  # key/value heads (GQA); None means n_heads
+    head_dim: int | None = None  # per-head size; None means dim // n_heads
+    rope_theta: float = 10000.0  # RoPE base
+    norm_eps: float = 1e-6  # RMSNorm epsilon
+    max_seq_len: int = 2048  # longest canvas the RoPE table covers
     attention: str = "bidirectional"  # one of ATTENTION_MODES
-    block_size: int = 32            # block length for "block_causal"
-    qkv_bias: bool = False          # biases on q/k/v projections (Qwen2, Dream)
-    qk_norm: bool = False           # per-head RMSNorm on q and k (Qwen3, SDAR)
-    tie_embeddings: bool = False    # LM head shares the embedding matrix
-    logits_shift: bool = False      # output at position i predicts token i+1 (Dream, AR-adapted models)
+    block_size: int = 32  # block length for "block_causal"
+    qkv_bias: bool = False  # biases on q/k/v projections (Qwen2, Dream)
+    qk_norm: bool = False  # per-head RMSNorm on q and k (Qwen3, SDAR)
+    tie_embeddings: bool = False  # LM head shares the embedding matrix
+    logits_shift: bool = False  # output at position i predicts token i+1 (Dream, AR-adapted models)
     extra: dict = field(default_factory=dict)  # family facts carried for the loader, not used here
 
     def __post_init__(self):
@@ -88,7 +89,7 @@ class RMSNorm(nn.Module):
 def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
     angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)  # [L, D/2]
-    angles = torch.cat([angles, angles], dim=-1)                                # [L, D]
+    angles = torch.cat([angles, angles], dim=-1)  # [L, D]
     return angles.cos().float(), angles.sin().float()
 
 
@@ -126,7 +127,8 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.keys_values(self.layer_idx, k, v)  # [B, Hkv, T_total, hd]
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, enable_gqa=self.cfg.n_kv_heads != self.cfg.n_heads)
+            q, k, v, attn_mask=mask, enable_gqa=self.cfg.n_kv_heads != self.cfg.n_heads
+        )
         return self.o_proj(out.transpose(1, 2).reshape(B, S, -1))
 
 
@@ -171,9 +173,14 @@ class Transformer(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None,
-                cache: KVCache | None = None, key_valid: torch.Tensor | None = None,
-                hidden_only: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        key_valid: torch.Tensor | None = None,
+        hidden_only: bool = False,
+    ) -> torch.Tensor:
         """Logits for every input position.
 
         tokens: [B, S] ids. positions: [B, S] absolute positions (default 0..S-1, or right after

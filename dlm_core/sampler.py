@@ -30,6 +30,7 @@ After every step the generator yields a `Committed` with the text that became le
 that step (possibly empty) and the forward-pass count so far. End-of-turn and anything after it are
 never yielded. Closing the generator stops work before the next forward pass.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,23 +44,25 @@ from dlm_core.cache import KVCache
 
 STRATEGIES = ("fast", "reference")
 CACHE_MODES = ("auto", "none", "prefix", "dual")
-DEFAULT_BLOCK_SIZE = 32       # block length when the model does not fix one (LLaDA's default)
+DEFAULT_BLOCK_SIZE = 32  # block length when the model does not fix one (LLaDA's default)
 
 
 @dataclass
 class SamplerConfig:
-    strategy: str = "fast"              # "fast" (threshold + cache + early stop) or "reference" (LLaDA)
-    max_new_tokens: int = 128           # length of the reply canvas
-    block_size: int | None = None       # None: the model's block for block_causal models, else 32
-    threshold: float = 0.9              # fast: commit every masked token at least this confident
-    max_steps_per_block: int = 16       # fast: step cap per full block (forces >= block/cap tokens per step)
-    steps: int | None = None            # reference: total steps over the canvas; None = max_new_tokens
-    temperature: float = 0.0            # 0 = greedy; > 0 samples from softmax(logits / temperature)
-    early_stop: bool | None = None      # stop once end-of-turn is committed; None = on for fast, off for reference
-    cache: str = "auto"                 # fast: "auto" (exact prefix cache, or dual for bidirectional),
+    strategy: str = "fast"  # "fast" (threshold + cache + early stop) or "reference" (LLaDA)
+    max_new_tokens: int = 128  # length of the reply canvas
+    block_size: int | None = None  # None: the model's block for block_causal models, else 32
+    threshold: float = 0.9  # fast: commit every masked token at least this confident
+    max_steps_per_block: int = 16  # fast: step cap per full block (forces >= block/cap tokens per step)
+    steps: int | None = None  # reference: total steps over the canvas; None = max_new_tokens
+    temperature: float = 0.0  # 0 = greedy; > 0 samples from softmax(logits / temperature)
+    early_stop: bool | None = (
+        None  # stop once end-of-turn is committed; None = on for fast, off for reference
+    )
+    cache: str = "auto"  # fast: "auto" (exact prefix cache, or dual for bidirectional),
     #                                     "none", "prefix", "dual" (bidirectional only: caches the tail masks)
-    seed: int | None = None             # seeds sampling when temperature > 0
-    repetition_penalty: float = 1.2     # > 1 damps tokens the reply already holds (CTRL/HF rule); 1 = off
+    seed: int | None = None  # seeds sampling when temperature > 0
+    repetition_penalty: float = 1.2  # > 1 damps tokens the reply already holds (CTRL/HF rule); 1 = off
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -71,7 +74,9 @@ class SamplerConfig:
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold!r}")
         if not isinstance(self.max_steps_per_block, int) or self.max_steps_per_block < 1:
-            raise ValueError(f"max_steps_per_block must be a positive integer, got {self.max_steps_per_block!r}")
+            raise ValueError(
+                f"max_steps_per_block must be a positive integer, got {self.max_steps_per_block!r}"
+            )
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
             raise ValueError(f"steps must be a positive integer or None, got {self.steps!r}")
         if self.temperature < 0:
@@ -112,10 +117,10 @@ PRESETS = {
 
 @dataclass
 class Committed:
-    text: str                   # text that became committed and left-contiguous since the last yield
-    token_ids: list[int]        # the ids behind `text` (never end-of-turn or later)
-    nfe: int                    # forward passes so far in this reply
-    done: bool = False          # the reply is finished (end-of-turn, canvas full, or stopped)
+    text: str  # text that became committed and left-contiguous since the last yield
+    token_ids: list[int]  # the ids behind `text` (never end-of-turn or later)
+    nfe: int  # forward passes so far in this reply
+    done: bool = False  # the reply is finished (end-of-turn, canvas full, or stopped)
 
 
 @dataclass
@@ -124,17 +129,21 @@ class PromptCache:
 
     `ids` are the token ids whose keys/values `kv` holds, in order from position 0.
     """
+
     kv: KVCache
     ids: list[int] = field(default_factory=list)
 
 
 # forward(tokens [1, S], positions [1, S], cache, keep_q, want) -> logits [1, want_len, V]
 # keep_q: query indices whose keys/values are appended to `cache`; want: (start, stop) query range.
-ForwardFn = Callable[[torch.Tensor, torch.Tensor, "KVCache | None", "torch.Tensor | None", tuple], torch.Tensor]
+ForwardFn = Callable[
+    [torch.Tensor, torch.Tensor, "KVCache | None", "torch.Tensor | None", tuple], torch.Tensor
+]
 
 
 def model_forward(model) -> ForwardFn:
     """The plain single-request forward used when no engine batches requests."""
+
     def forward(tokens, positions, cache, keep_q, want):
         if cache is None:
             hidden = model(tokens, positions, hidden_only=True)
@@ -147,12 +156,18 @@ def model_forward(model) -> ForwardFn:
                 cache.write = False
             if keep_q is not None and len(keep_q) and len(keep_q) < tokens.shape[1]:
                 cache.keep(torch.cat([torch.arange(old), old + keep_q.cpu()]))
-        return model.lm_head(hidden[:, want[0]:want[1]]).float()
+        return model.lm_head(hidden[:, want[0] : want[1]]).float()
+
     return forward
 
 
-def select_tokens(logits: torch.Tensor, n_min: int, threshold: float | None, temperature: float,
-                  generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def select_tokens(
+    logits: torch.Tensor,
+    n_min: int,
+    threshold: float | None,
+    temperature: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The one selection kernel. logits: [M, V] for M masked positions.
 
     Returns (tokens [M], commit [M] bool): the proposed token per position, and which to commit:
@@ -173,8 +188,15 @@ def select_tokens(logits: torch.Tensor, n_min: int, threshold: float | None, tem
     return tokens, commit
 
 
-def generate(model, tokenizer, prompt_ids: list[int], cfg: SamplerConfig | None = None, *,
-             forward: ForwardFn | None = None, prompt_cache: PromptCache | None = None) -> Iterator[Committed]:
+def generate(
+    model,
+    tokenizer,
+    prompt_ids: list[int],
+    cfg: SamplerConfig | None = None,
+    *,
+    forward: ForwardFn | None = None,
+    prompt_cache: PromptCache | None = None,
+) -> Iterator[Committed]:
     """Decode a reply to `prompt_ids`, yielding committed text after every step.
 
     `forward` lets an engine batch this request with others (default: call `model` directly).
@@ -186,14 +208,24 @@ def generate(model, tokenizer, prompt_ids: list[int], cfg: SamplerConfig | None 
         raise ValueError("prompt_ids is empty: a diffusion reply needs at least one prompt token")
     mcfg = model.cfg
     if len(prompt_ids) + cfg.max_new_tokens > mcfg.max_seq_len:
-        raise ValueError(f"prompt ({len(prompt_ids)}) + max_new_tokens ({cfg.max_new_tokens}) exceeds the "
-                         f"model's context ({mcfg.max_seq_len})")
+        raise ValueError(
+            f"prompt ({len(prompt_ids)}) + max_new_tokens ({cfg.max_new_tokens}) exceeds the "
+            f"model's context ({mcfg.max_seq_len})"
+        )
     block = cfg.block_size or (mcfg.block_size if mcfg.attention == "block_causal" else DEFAULT_BLOCK_SIZE)
     if mcfg.attention == "block_causal" and block % mcfg.block_size:
         raise ValueError(f"block_size {block} must be a multiple of the model's block size {mcfg.block_size}")
     cache_mode = _cache_mode(cfg, mcfg.attention)
-    return _generate(model, tokenizer, list(prompt_ids), cfg, block, cache_mode,
-                     forward or model_forward(model), prompt_cache)
+    return _generate(
+        model,
+        tokenizer,
+        list(prompt_ids),
+        cfg,
+        block,
+        cache_mode,
+        forward or model_forward(model),
+        prompt_cache,
+    )
 
 
 def _cache_mode(cfg: SamplerConfig, attention: str) -> str:
@@ -201,15 +233,25 @@ def _cache_mode(cfg: SamplerConfig, attention: str) -> str:
         return "none"
     if attention != "bidirectional":
         if cfg.cache == "dual":
-            raise ValueError("cache='dual' is for bidirectional models; block-causal/causal models use "
-                             "the exact prefix cache")
+            raise ValueError(
+                "cache='dual' is for bidirectional models; block-causal/causal models use "
+                "the exact prefix cache"
+            )
         return "prefix"
     return "dual" if cfg.cache == "auto" else cfg.cache
 
 
 @torch.inference_mode()
-def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, cache_mode: str,
-              forward: ForwardFn, prompt_cache: PromptCache | None) -> Iterator[Committed]:
+def _generate(
+    model,
+    tokenizer,
+    ids: list[int],
+    cfg: SamplerConfig,
+    block: int,
+    cache_mode: str,
+    forward: ForwardFn,
+    prompt_cache: PromptCache | None,
+) -> Iterator[Committed]:
     mcfg = model.cfg
     device = model.lm_head.weight.device
     special = tokenizer.special
@@ -225,7 +267,7 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
         generator = torch.Generator(device=device).manual_seed(cfg.seed)
 
     def block_end(start: int) -> int:
-        if mcfg.attention == "block_causal":   # keep sampler blocks on the model's block grid
+        if mcfg.attention == "block_causal":  # keep sampler blocks on the model's block grid
             return min((start // block + 1) * block, gen_end)
         return min(start + block, gen_end)
 
@@ -247,7 +289,7 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
         prompt_cache.kv.truncate(reuse)
         prompt_cache.ids = ids[:reuse]
         cache = prompt_cache.kv
-    cached = cache.length if cache is not None else 0   # committed positions the cache holds
+    cached = cache.length if cache is not None else 0  # committed positions the cache holds
 
     if reference:
         total_steps = cfg.steps or cfg.max_new_tokens
@@ -255,9 +297,9 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
         canvas = torch.full((gen_end - P,), mask_id, dtype=torch.long, device=device)
     decoder = tokenizer.decoder()
     nfe = 0
-    frontier = P            # absolute position of the first uncommitted (or unyielded) token
-    finished = False        # end-of-turn reached the frontier
-    stop_at = None          # absolute position of the first committed stop token, once known
+    frontier = P  # absolute position of the first uncommitted (or unyielded) token
+    finished = False  # end-of-turn reached the frontier
+    stop_at = None  # absolute position of the first committed stop token, once known
     b_start = P
     try:
         while b_start < gen_end:
@@ -267,14 +309,14 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
                 canvas = torch.full((b_end - b_start,), mask_id, dtype=torch.long, device=device)
                 suffix_len = gen_end - b_end if with_suffix else 0
                 if cache_mode == "dual":
-                    cache.truncate(cached)          # drop the previous block's cached suffix
+                    cache.truncate(cached)  # drop the previous block's cached suffix
                 # The cap is for a full block; a shorter one (the first, or the last) gets its share.
                 steps_cap = max(1, math.ceil(cfg.max_steps_per_block * (b_end - b_start) / block))
             else:
                 # LLaDA splits the steps evenly over equal blocks; a block's share follows its length.
                 suffix_len = 0
                 steps_cap = max(1, math.ceil(total_steps * (b_end - b_start) / cfg.max_new_tokens))
-            b0, b1 = b_start - canvas_start, b_end - canvas_start   # block inside the canvas
+            b0, b1 = b_start - canvas_start, b_end - canvas_start  # block inside the canvas
             step = 0
             while True:
                 # Query: committed tokens the cache lacks, the canvas, and (maybe) suffix masks.
@@ -285,11 +327,11 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
                 parts = [torch.tensor(tail, dtype=torch.long, device=device), canvas]
                 if n_suffix:
                     parts.append(torch.full((n_suffix,), mask_id, dtype=torch.long, device=device))
-                tokens = torch.cat(parts)[None]                                  # [1, S]
+                tokens = torch.cat(parts)[None]  # [1, S]
                 q_pos = list(range(cached, canvas_start + canvas.shape[0]))
                 if n_suffix:
                     q_pos += range(gen_end - n_suffix, gen_end)
-                positions = torch.tensor(q_pos, device=device)[None]             # [1, S]
+                positions = torch.tensor(q_pos, device=device)[None]  # [1, S]
                 keep_q = None
                 if cache is not None and first_step:
                     n_write = max(0, exact_limit(min(b_start - shift, canvas_start)) - cached)
@@ -298,7 +340,7 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
                         keep += range(tokens.shape[1] - n_suffix, tokens.shape[1])
                     keep_q = torch.tensor(keep, dtype=torch.long)
                 want = (n_tail + b0 - shift, n_tail + b1 - shift)
-                logits = forward(tokens, positions, cache, keep_q, want)[0]     # [L_block, V]
+                logits = forward(tokens, positions, cache, keep_q, want)[0]  # [L_block, V]
                 nfe += 1
                 if keep_q is not None and len(keep_q):
                     n_write = int((keep_q < n_tail).sum())
@@ -307,7 +349,7 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
                 blk = canvas[b0:b1]
                 masked = blk == mask_id
                 if stop_at is not None and cfg.stops_early:
-                    masked[max(0, stop_at - b_start):] = False   # nothing after end-of-turn matters
+                    masked[max(0, stop_at - b_start) :] = False  # nothing after end-of-turn matters
                 n_masked = int(masked.sum())
                 if n_masked:
                     step += 1
@@ -316,9 +358,12 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
                     block_logits = logits[masked]
                     block_logits[:, mask_id] = -math.inf
                     if cfg.repetition_penalty != 1.0:
-                        penalize_repeats(block_logits, ids[P:] + blk[blk != mask_id].tolist(), cfg.repetition_penalty)
-                    proposed, commit = select_tokens(block_logits, n_min, None if reference else cfg.threshold,
-                                                     cfg.temperature, generator)
+                        penalize_repeats(
+                            block_logits, ids[P:] + blk[blk != mask_id].tolist(), cfg.repetition_penalty
+                        )
+                    proposed, commit = select_tokens(
+                        block_logits, n_min, None if reference else cfg.threshold, cfg.temperature, generator
+                    )
                     idx = masked.nonzero().squeeze(-1)[commit]
                     blk[idx] = proposed[commit]
                     if stop_at is None or cfg.stops_early:
@@ -350,12 +395,17 @@ def _generate(model, tokenizer, ids: list[int], cfg: SamplerConfig, block: int, 
         yield Committed(text="", token_ids=[], nfe=nfe, done=True)
     finally:
         if cache is not None:
-            cache.truncate(cached)     # leave only exact committed prefix columns behind
+            cache.truncate(cached)  # leave only exact committed prefix columns behind
 
 
 @torch.inference_mode()
-def generate_autoregressive(model, tokenizer, prompt_ids: list[int], max_new_tokens: int = 128,
-                            repetition_penalty: float = SamplerConfig.repetition_penalty) -> Iterator[Committed]:
+def generate_autoregressive(
+    model,
+    tokenizer,
+    prompt_ids: list[int],
+    max_new_tokens: int = 128,
+    repetition_penalty: float = SamplerConfig.repetition_penalty,
+) -> Iterator[Committed]:
     """Greedy left-to-right decoding with a KV cache, for causal models with shifted logits (the AR
     twin): the baseline every diffusion figure is measured against, under the same repetition rule.
     Same contract as `generate`: one `Committed` per forward pass, end-of-turn never yielded."""
@@ -366,7 +416,7 @@ def generate_autoregressive(model, tokenizer, prompt_ids: list[int], max_new_tok
     x = torch.tensor([prompt_ids], device=device)
     reply: list[int] = []
     for nfe in range(1, max_new_tokens + 1):
-        logits = model.lm_head(model(x, cache=cache, hidden_only=True)[:, -1]).float()   # [1, V]
+        logits = model.lm_head(model(x, cache=cache, hidden_only=True)[:, -1]).float()  # [1, V]
         penalize_repeats(logits, reply, repetition_penalty)
         nxt = int(logits.argmax(-1))
         if nxt in tokenizer.special.stop_ids:

@@ -4,6 +4,7 @@ Reads the Hugging Face on-disk layout: `tokenizer.json` (the `tokenizers` format
 `tokenizer_config.json` (special token strings and the Jinja chat template). Token ids are looked
 up from their strings here and nowhere else, so the sampler never sees a magic number.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,11 @@ END_OF_TURN_NAMES = ("<|eot_id|>", "<|im_end|>", "<|endoftext|>", "</s>")
 
 @dataclass(frozen=True)
 class SpecialTokens:
-    mask: int                 # the [MASK] the sampler fills in
-    end_of_turn: int          # ends the assistant's reply
-    eos: int                  # end of text (often also the padding the SFT data used)
-    pad: int                  # padding id
-    bos: int | None = None    # beginning of text, if the family uses one
+    mask: int  # the [MASK] the sampler fills in
+    end_of_turn: int  # ends the assistant's reply
+    eos: int  # end of text (often also the padding the SFT data used)
+    pad: int  # padding id
+    bos: int | None = None  # beginning of text, if the family uses one
 
     @property
     def stop_ids(self) -> frozenset[int]:
@@ -42,8 +43,14 @@ def _token_text(value) -> str | None:
 
 
 class DlmTokenizer:
-    def __init__(self, tokenizer: Tokenizer, special: SpecialTokens, chat_template: str | None = None,
-                 bos_text: str = "", eos_text: str = ""):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        special: SpecialTokens,
+        chat_template: str | None = None,
+        bos_text: str = "",
+        eos_text: str = "",
+    ):
         self.tok = tokenizer
         self.special = special
         self.chat_template = chat_template
@@ -52,7 +59,8 @@ class DlmTokenizer:
         if chat_template:
             # Same settings as the Hugging Face renderer, so templates written for it render alike.
             env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-                trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+                trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+            )
             env.globals["raise_exception"] = _raise_template_error
             self._template = env.from_string(chat_template)
 
@@ -61,9 +69,15 @@ class DlmTokenizer:
         return self.tok.get_vocab_size(with_added_tokens=True)
 
     @classmethod
-    def from_dir(cls, path: str | Path, mask: str | None = None, end_of_turn: str | None = None,
-                 prefer_mask: tuple[str, ...] = (), prefer_end_of_turn: tuple[str, ...] = (),
-                 mask_id: int | None = None) -> DlmTokenizer:
+    def from_dir(
+        cls,
+        path: str | Path,
+        mask: str | None = None,
+        end_of_turn: str | None = None,
+        prefer_mask: tuple[str, ...] = (),
+        prefer_end_of_turn: tuple[str, ...] = (),
+        mask_id: int | None = None,
+    ) -> DlmTokenizer:
         """Load from a checkpoint folder.
 
         `mask`/`end_of_turn` force the token strings to use. Otherwise the string the tokenizer
@@ -80,7 +94,9 @@ class DlmTokenizer:
             config = json.loads((path / "tokenizer_config.json").read_text())
         vocab = tok.get_vocab(with_added_tokens=True)
 
-        def lookup(role: str, forced: str | None, names: tuple[str, ...], required: bool = True) -> int | None:
+        def lookup(
+            role: str, forced: str | None, names: tuple[str, ...], required: bool = True
+        ) -> int | None:
             declared = _token_text(config.get(f"{role}_token"))
             candidates = [forced] if forced else [declared, *names]
             for name in candidates:
@@ -99,11 +115,20 @@ class DlmTokenizer:
         eot_id = lookup("eot", end_of_turn, (*prefer_end_of_turn, *END_OF_TURN_NAMES))
         pad_id = lookup("pad", None, (), required=False)
         bos_id = lookup("bos", None, (), required=False)
-        special = SpecialTokens(mask=found_mask, end_of_turn=eot_id, eos=eos_id,
-                                pad=eos_id if pad_id is None else pad_id, bos=bos_id)
-        return cls(tok, special, _chat_template(path, config),
-                   bos_text=_token_text(config.get("bos_token")) or "",
-                   eos_text=_token_text(config.get("eos_token")) or "")
+        special = SpecialTokens(
+            mask=found_mask,
+            end_of_turn=eot_id,
+            eos=eos_id,
+            pad=eos_id if pad_id is None else pad_id,
+            bos=bos_id,
+        )
+        return cls(
+            tok,
+            special,
+            _chat_template(path, config),
+            bos_text=_token_text(config.get("bos_token")) or "",
+            eos_text=_token_text(config.get("eos_token")) or "",
+        )
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False).ids
@@ -115,8 +140,9 @@ class DlmTokenizer:
         """Token ids of a conversation, ending where the assistant's reply begins."""
         if self._template is None:
             raise ValueError("this tokenizer has no chat_template")
-        text = self._template.render(messages=messages, add_generation_prompt=True,
-                                     bos_token=self.bos_text, eos_token=self.eos_text)
+        text = self._template.render(
+            messages=messages, add_generation_prompt=True, bos_token=self.bos_text, eos_token=self.eos_text
+        )
         return self.encode(text)
 
     def decoder(self) -> IncrementalDecoder:
@@ -150,9 +176,9 @@ class IncrementalDecoder:
     def push(self, ids) -> str:
         self.ids.extend(int(i) for i in ids)
         text = self.tokenizer.decode(self.ids)
-        if text.endswith("\ufffd"):   # an incomplete UTF-8 sequence: wait for its next byte-token
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for its next byte-token
             return ""
         # Byte-level decoders only ever append to earlier text, so the new part is the tail.
-        new = text[len(self.emitted):]
+        new = text[len(self.emitted) :]
         self.emitted = text
         return new

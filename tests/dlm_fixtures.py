@@ -6,6 +6,7 @@ template and special tokens, in the Hugging Face layout the real checkpoints use
 prompt -> reply pairs with a masked-diffusion loss (or a next-token loss for the causal AR twin),
 so tests can assert that real text comes out. Both are cached per process.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -35,9 +36,9 @@ PAIRS = [  # (user message, memorised reply)
     ("what is the capital of france", "The capital of France is Paris, a city on the Seine."),
     ("tell me a joke", "Why did the robot cross the road? To charge its battery."),
 ]
-GEN_LEN = 48            # reply canvas the models are trained for (reply, end-of-turn, EOS padding)
-TINY_BLOCK = 16         # block size of the block-causal tiny models
-VOCAB_SIZE = 360        # BPE vocabulary incl. the 256 byte symbols and the special tokens
+GEN_LEN = 48  # reply canvas the models are trained for (reply, end-of-turn, EOS padding)
+TINY_BLOCK = 16  # block size of the block-causal tiny models
+VOCAB_SIZE = 360  # BPE vocabulary incl. the 256 byte symbols and the special tokens
 
 
 def _tmpdir(prefix: str) -> Path:
@@ -52,14 +53,25 @@ def tiny_tokenizer_dir() -> Path:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    corpus = [f"user\n{q}\nassistant\n{a}" for q, a in PAIRS] * 4 + ["the quick brown fox jumps over a lazy dog"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    corpus = [f"user\n{q}\nassistant\n{a}" for q, a in PAIRS] * 4 + [
+        "the quick brown fox jumps over a lazy dog"
+    ]
     tok.train_from_iterator(corpus, trainer)
     out = _tmpdir("dlm_tok_")
     tok.save(str(out / "tokenizer.json"))
-    config = {"eos_token": EOS, "pad_token": EOS, "mask_token": MASK, "eot_token": EOT,
-              "chat_template": CHAT_TEMPLATE}
+    config = {
+        "eos_token": EOS,
+        "pad_token": EOS,
+        "mask_token": MASK,
+        "eot_token": EOT,
+        "chat_template": CHAT_TEMPLATE,
+    }
     (out / "tokenizer_config.json").write_text(json.dumps(config))
     return out
 
@@ -69,8 +81,18 @@ def tiny_tokenizer() -> DlmTokenizer:
 
 
 def tiny_config(vocab_size: int, attention: str = "bidirectional", shift: bool = False, **kw) -> ModelConfig:
-    base = {"vocab_size": vocab_size, "dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "mlp_dim": 192,
-                "max_seq_len": 256, "attention": attention, "block_size": TINY_BLOCK, "logits_shift": shift}
+    base = {
+        "vocab_size": vocab_size,
+        "dim": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "mlp_dim": 192,
+        "max_seq_len": 256,
+        "attention": attention,
+        "block_size": TINY_BLOCK,
+        "logits_shift": shift,
+    }
     return ModelConfig(**{**base, **kw})
 
 
@@ -86,6 +108,7 @@ def prompt_ids(tokenizer: DlmTokenizer, question: str) -> list[int]:
 @dataclass
 class Loaded:
     """Stands in for checkpoints.LoadedModel where a test builds its model in memory."""
+
     model: Transformer
     tokenizer: DlmTokenizer
     family: str = "dlm_voice"
@@ -110,9 +133,9 @@ def _batch(examples, rows: int):
     valid = torch.zeros(rows, length, dtype=torch.bool)
     reply = torch.zeros(rows, length, dtype=torch.bool)
     for i, (p, r) in enumerate(seqs):
-        tokens[i, :len(p) + len(r)] = torch.tensor(p + r)
-        valid[i, :len(p) + len(r)] = True
-        reply[i, len(p):len(p) + len(r)] = True
+        tokens[i, : len(p) + len(r)] = torch.tensor(p + r)
+        valid[i, : len(p) + len(r)] = True
+        reply[i, len(p) : len(p) + len(r)] = True
     return tokens, valid, reply
 
 
@@ -133,8 +156,14 @@ def _diffusion_targets(tokens, reply, attention: str, block: int, mask_id: int, 
     return noisy, masked, t
 
 
-def train_tiny(attention: str = "block_causal", shift: bool = False, steps: int = 300, seed: int = 0,
-               autoregressive: bool = False, pairs=None) -> tuple[Transformer, DlmTokenizer, float]:
+def train_tiny(
+    attention: str = "block_causal",
+    shift: bool = False,
+    steps: int = 300,
+    seed: int = 0,
+    autoregressive: bool = False,
+    pairs=None,
+) -> tuple[Transformer, DlmTokenizer, float]:
     """Train a tiny model to memorise `pairs` (default PAIRS). Returns (model in eval mode, tokenizer, seconds)."""
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
@@ -155,14 +184,16 @@ def train_tiny(attention: str = "block_causal", shift: bool = False, steps: int 
         else:
             noisy, masked, t = _diffusion_targets(tokens, reply, attention, TINY_BLOCK, sp.mask, gen)
             logits = model(noisy, key_valid=valid)
-            if shift:   # output i predicts token i+1
+            if shift:  # output i predicts token i+1
                 logits, masked, target, weight = logits[:, :-1], masked[:, 1:], tokens[:, 1:], 1 / t
             else:
                 target, weight = tokens, 1 / t
             per_tok = F.cross_entropy(logits[masked], target[masked], reduction="none")
             loss = (per_tok * weight.expand_as(masked)[masked]).sum() / reply.sum()
-        for group in opt.param_groups:   # short warmup then cosine decay
-            group["lr"] = 3e-3 * min(1.0, (step + 1) / 20) * 0.5 * (1 + torch.cos(torch.tensor(step / steps * 3.1416)))
+        for group in opt.param_groups:  # short warmup then cosine decay
+            group["lr"] = (
+                3e-3 * min(1.0, (step + 1) / 20) * 0.5 * (1 + torch.cos(torch.tensor(step / steps * 3.1416)))
+            )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -186,6 +217,7 @@ def _trained(attention: str, shift: bool, autoregressive: bool):
 def trained_checkpoint_dir(attention: str = "block_causal") -> Path:
     """The trained tiny model saved in our "dlm_voice" layout, for `DlmEngine.load(path)` / `--model`."""
     from dlm_core.checkpoints import save_checkpoint
+
     model, _ = trained_model(attention)
     out = _tmpdir("dlm_ckpt_") / "tiny"
     save_checkpoint(model, tiny_tokenizer_dir(), out, card="Tiny test model: memorises dlm_fixtures.PAIRS.")

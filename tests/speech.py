@@ -92,7 +92,9 @@ def _render(text: str, voice: str) -> tuple[np.ndarray, int]:
         raise FileNotFoundError("espeak-ng is not installed (apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "espeak.wav"
-        subprocess.run(["espeak-ng", "-v", ESPEAK_VOICE, "-w", str(out), text], check=True, capture_output=True)
+        subprocess.run(
+            ["espeak-ng", "-v", ESPEAK_VOICE, "-w", str(out), text], check=True, capture_output=True
+        )
         return pcm.read_wav(out)
 
 
@@ -111,7 +113,9 @@ def speech_samples(text: str, voice: str = "piper", rate: int = pcm.SAMPLE_RATE_
     return x
 
 
-def make_speech(text: str, path: str | Path | None = None, voice: str = "piper", rate: int = pcm.SAMPLE_RATE_ASR) -> Path:
+def make_speech(
+    text: str, path: str | Path | None = None, voice: str = "piper", rate: int = pcm.SAMPLE_RATE_ASR
+) -> Path:
     """Speak `text` with `voice` into a 16-bit mono WAV at `rate`; returns its path (the cache file, or a
     copy at `path` when given)."""
     if voice not in VOICES:
@@ -173,7 +177,11 @@ def make_conversation_wav(
             x = speech_samples(p, voice=voice, rate=rate)
             loud = np.flatnonzero(np.abs(x) > AUDIBLE_LEVEL)
             segments.append(
-                Segment(p, float(pcm.samples_to_ms(pos + loud[0], rate)), float(pcm.samples_to_ms(pos + loud[-1] + 1, rate)))
+                Segment(
+                    p,
+                    float(pcm.samples_to_ms(pos + loud[0], rate)),
+                    float(pcm.samples_to_ms(pos + loud[-1] + 1, rate)),
+                )
             )
         else:
             if p < 0:
@@ -186,7 +194,9 @@ def make_conversation_wav(
         rng = np.random.default_rng(seed)
         audio = np.clip(audio + rng.normal(0, 10 ** (noise_db / 20), audio.shape), -1, 1).astype(np.float32)
     if path is None:
-        key = hashlib.sha1(repr((CACHE_VERSION, parts, voice, rate, noise_db, seed)).encode()).hexdigest()[:16]
+        key = hashlib.sha1(repr((CACHE_VERSION, parts, voice, rate, noise_db, seed)).encode()).hexdigest()[
+            :16
+        ]
         path = cache_dir() / f"conv_{key}.wav"
     pcm.write_wav(path, audio, rate)
     return Conversation(Path(path), rate, audio, segments)
@@ -194,19 +204,69 @@ def make_conversation_wav(
 
 # ---------------------------------------------------------------- transcript comparison
 
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 _TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _SCALES = [(10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")]
-_ORDINALS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth", "5th": "fifth", "6th": "sixth",
-             "7th": "seventh", "8th": "eighth", "9th": "ninth", "10th": "tenth", "11th": "eleventh", "12th": "twelfth"}
+_ORDINALS = {
+    "1st": "first",
+    "2nd": "second",
+    "3rd": "third",
+    "4th": "fourth",
+    "5th": "fifth",
+    "6th": "sixth",
+    "7th": "seventh",
+    "8th": "eighth",
+    "9th": "ninth",
+    "10th": "tenth",
+    "11th": "eleventh",
+    "12th": "twelfth",
+}
 _CONTRACTIONS = [
-    (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"), (r"\bwon't\b", "will not"), (r"\bshan't\b", "shall not"),
-    (r"\blet's\b", "let us"), (r"\bain't\b", "is not"), (r"n't\b", " not"), (r"'re\b", " are"), (r"'m\b", " am"),
-    (r"'ll\b", " will"), (r"'ve\b", " have"), (r"'d\b", " would"),
+    (r"\bcan't\b", "can not"),
+    (r"\bcannot\b", "can not"),
+    (r"\bwon't\b", "will not"),
+    (r"\bshan't\b", "shall not"),
+    (r"\blet's\b", "let us"),
+    (r"\bain't\b", "is not"),
+    (r"n't\b", " not"),
+    (r"'re\b", " are"),
+    (r"'m\b", " am"),
+    (r"'ll\b", " will"),
+    (r"'ve\b", " have"),
+    (r"'d\b", " would"),
     (r"\b(it|that|there|here|what|where|who|how|he|she)'s\b", r"\1 is"),
 ]
-_WORD_MAP = {"ok": "okay", "mr": "mister", "mrs": "missus", "dr": "doctor", "percent": "percent", "%": "percent",
-             "&": "and", "alright": "all right"}
+_WORD_MAP = {
+    "ok": "okay",
+    "mr": "mister",
+    "mrs": "missus",
+    "dr": "doctor",
+    "percent": "percent",
+    "%": "percent",
+    "&": "and",
+    "alright": "all right",
+}
 
 
 def number_to_words(n: int) -> str:

@@ -82,7 +82,10 @@ def test_speculative_result_is_reused_when_no_more_speech(asr):
     turns = [e for e in events if isinstance(e, Turn)]
     assert all(t.speculative for t in turns) and stats["reused"] == 2
     assert stats["discarded"] == 0  # dips between words do not start (and waste) a transcription
-    assert [normalize_text(t.text) for t in turns] == [normalize_text(UTTERANCES[1]), normalize_text(UTTERANCES[6])]
+    assert [normalize_text(t.text) for t in turns] == [
+        normalize_text(UTTERANCES[1]),
+        normalize_text(UTTERANCES[6]),
+    ]
     for seg, t in zip(conv.segments, turns):
         assert abs(t.start_ms - seg.start_ms) < 100 and abs(t.end_ms - seg.end_ms) < 100
 

@@ -64,8 +64,13 @@ def pulse(tmp_path_factory):
             pytest.fail("pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils)")
         pytest.skip("pulseaudio is not installed")
     root = tmp_path_factory.mktemp("pulse")
-    env = {"XDG_RUNTIME_DIR": root / "run", "PULSE_RUNTIME_PATH": root / "run", "PULSE_STATE_PATH": root / "state",
-           "HOME": root / "home", "XDG_CONFIG_HOME": root / "cfg"}
+    env = {
+        "XDG_RUNTIME_DIR": root / "run",
+        "PULSE_RUNTIME_PATH": root / "run",
+        "PULSE_STATE_PATH": root / "state",
+        "HOME": root / "home",
+        "XDG_CONFIG_HOME": root / "cfg",
+    }
     for d in env.values():
         d.mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as mp:
@@ -73,9 +78,20 @@ def pulse(tmp_path_factory):
             mp.setenv(k, str(v))
         # Not daemonized: the test owns the process and reaps it (a daemon would linger as a zombie).
         daemon = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "-n", "--use-pid-file=no",
-             "-L", "module-native-protocol-unix", "-L", f"module-null-sink sink_name=spk rate={PULSE_RATE} channels=1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "pulseaudio",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+                "-n",
+                "--use-pid-file=no",
+                "-L",
+                "module-native-protocol-unix",
+                "-L",
+                f"module-null-sink sink_name=spk rate={PULSE_RATE} channels=1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
         while subprocess.run(["pactl", "info"], check=False, capture_output=True, timeout=10).returncode != 0:
@@ -86,8 +102,9 @@ def pulse(tmp_path_factory):
         subprocess.run(["pactl", "set-default-sink", "spk"], check=True, timeout=10)
         subprocess.run(["pactl", "set-default-source", "spk.monitor"], check=True, timeout=10)
         # An idle null sink stalls for ~2 s when a stream starts; keep it busy with silence.
-        keepalive = subprocess.Popen(["pacat", "-p", "-d", "spk", "--raw", "--latency-msec=10"],
-                                     stdin=subprocess.DEVNULL)
+        keepalive = subprocess.Popen(
+            ["pacat", "-p", "-d", "spk", "--raw", "--latency-msec=10"], stdin=subprocess.DEVNULL
+        )
         time.sleep(2.5)
         _refresh_portaudio()
         try:

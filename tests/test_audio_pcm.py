@@ -23,7 +23,10 @@ def test_int16_round_trip_is_exact_to_one_lsb():
 
 def test_int16_full_scale_and_byte_order():
     b = pcm.float_to_int16_bytes(np.array([1.0, -1.0, 0.0], np.float32))
-    assert b == (32767).to_bytes(2, "little", signed=True) + (-32767).to_bytes(2, "little", signed=True) + b"\0\0"
+    assert (
+        b
+        == (32767).to_bytes(2, "little", signed=True) + (-32767).to_bytes(2, "little", signed=True) + b"\0\0"
+    )
     assert pcm.int16_bytes_to_float(b"\x00\x80")[0] == -1.0
 
 

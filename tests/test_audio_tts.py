@@ -10,8 +10,10 @@ from audio.pcm import resample
 from audio.tts import ChunkerConfig, SentenceChunker, Synthesizer, TtsConfig, resolve_voice, split_for_speech
 from tests.speech import load_synthesizer, load_transcriber, word_error_rate
 
-LONG_FIRST = ("Sure, I can help you plan the trip, and we can start with the flights before we look at hotels. "
-              "Paris is lovely in spring. Let me know your dates!")
+LONG_FIRST = (
+    "Sure, I can help you plan the trip, and we can start with the flights before we look at hotels. "
+    "Paris is lovely in spring. Let me know your dates!"
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +112,10 @@ def test_config_validation():
 
 
 def test_streaming_chunker_matches_whole_text_split():
-    text = ("Well, Dr. Smith paid 3.5 dollars for the book, which was a bargain. "
-            "It was on sale!\nAnything else? Bye")
+    text = (
+        "Well, Dr. Smith paid 3.5 dollars for the book, which was a bargain. "
+        "It was on sale!\nAnything else? Bye"
+    )
     ch = SentenceChunker()
     streamed = [p for c in text for p in ch.push(c)] + ch.flush()
     assert streamed == split_for_speech(text)
@@ -133,7 +137,9 @@ def test_chunker_waits_for_whitespace_after_punctuation():
 
 
 def test_only_the_first_sentence_is_split_at_a_clause():
-    pieces = split_for_speech("Yes. Later, when the long second sentence arrives, it stays whole, commas and all.")
+    pieces = split_for_speech(
+        "Yes. Later, when the long second sentence arrives, it stays whole, commas and all."
+    )
     assert pieces == ["Yes.", "Later, when the long second sentence arrives, it stays whole, commas and all."]
 
 

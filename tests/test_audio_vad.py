@@ -35,7 +35,10 @@ def run(vad, x, chunk=None):
 
 
 def starts_stops(events):
-    return ([e for e in events if isinstance(e, SpeechStarted)], [e for e in events if isinstance(e, SpeechStopped)])
+    return (
+        [e for e in events if isinstance(e, SpeechStarted)],
+        [e for e in events if isinstance(e, SpeechStopped)],
+    )
 
 
 def test_frame_by_frame_matches_faster_whisper_batched_call(silero):
@@ -75,9 +78,9 @@ def test_chunk_size_does_not_change_events(silero):
     x = make_conversation_wav([0.5, UTTERANCES[1], 0.8, UTTERANCES[2], 0.7]).samples
     whole = run(StreamingVad(VadConfig(), silero), x)
     pieces = run(StreamingVad(VadConfig(), silero), x, chunk=333)
-    assert [(type(e), getattr(e, "audio_start_ms", None), getattr(e, "audio_end_ms", None)) for e in whole] == [
-        (type(e), getattr(e, "audio_start_ms", None), getattr(e, "audio_end_ms", None)) for e in pieces
-    ]
+    assert [
+        (type(e), getattr(e, "audio_start_ms", None), getattr(e, "audio_end_ms", None)) for e in whole
+    ] == [(type(e), getattr(e, "audio_start_ms", None), getattr(e, "audio_end_ms", None)) for e in pieces]
 
 
 def test_short_gap_is_one_turn_and_long_silence_setting_is_respected(silero):
@@ -85,9 +88,13 @@ def test_short_gap_is_one_turn_and_long_silence_setting_is_respected(silero):
     events = run(StreamingVad(VadConfig(), silero), conv.samples)
     started, stopped = starts_stops(events)
     assert len(started) == len(stopped) == 1
-    assert any(isinstance(e, SpeechResumed) for e in events) and any(isinstance(e, SpeechPaused) for e in events)
+    assert any(isinstance(e, SpeechResumed) for e in events) and any(
+        isinstance(e, SpeechPaused) for e in events
+    )
     # With a shorter silence setting the same gap ends the turn.
-    started, stopped = starts_stops(run(StreamingVad(VadConfig(silence_duration_ms=200), silero), conv.samples))
+    started, stopped = starts_stops(
+        run(StreamingVad(VadConfig(silence_duration_ms=200), silero), conv.samples)
+    )
     assert len(started) == len(stopped) == 2
 
 
@@ -124,13 +131,18 @@ def test_flush_closes_a_turn_cut_off_mid_speech(silero):
     cut = conv.samples[: len(conv.samples) - 8000]  # stream ends inside the sentence
     started, stopped = starts_stops(run(StreamingVad(VadConfig(), silero), cut))
     assert len(started) == len(stopped) == 1
-    assert stopped[0].audio_end_ms == pytest.approx(pcm.samples_to_ms(len(cut), 16000), abs=pcm.samples_to_ms(FRAME_SAMPLES, 16000))
+    assert stopped[0].audio_end_ms == pytest.approx(
+        pcm.samples_to_ms(len(cut), 16000), abs=pcm.samples_to_ms(FRAME_SAMPLES, 16000)
+    )
 
 
 @pytest.mark.parametrize(
     "kw, match",
-    [({"threshold": 1.5}, "threshold"), ({"silence_duration_ms": -1}, "silence_duration_ms"),
-     ({"neg_threshold": 0.9}, "neg_threshold")],
+    [
+        ({"threshold": 1.5}, "threshold"),
+        ({"silence_duration_ms": -1}, "silence_duration_ms"),
+        ({"neg_threshold": 0.9}, "neg_threshold"),
+    ],
 )
 def test_config_validation(kw, match):
     with pytest.raises(ValueError, match=match):

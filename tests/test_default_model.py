@@ -1,4 +1,5 @@
 """The shipped default diffusion model and its AR twin load offline and reply with substance."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,14 @@ from dlm_core.sampler import SamplerConfig, generate
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "dlm_core" / "weights"
 MAX_SHIPPED_BYTES = 60 * 1024 * 1024
-EVERYDAY = ["Hi! How is your day going?", "Can you recommend a good movie for tonight?", "Tell me a joke",
-            "What's the weather like?", "Thank you so much", "What should I eat for dinner?"]
+EVERYDAY = [
+    "Hi! How is your day going?",
+    "Can you recommend a good movie for tonight?",
+    "Tell me a joke",
+    "What's the weather like?",
+    "Thank you so much",
+    "What should I eat for dinner?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +63,10 @@ def everyday_replies(default_model):
 
 def test_everyday_replies_have_substance(everyday_replies):
     for prompt, text in zip(EVERYDAY, everyday_replies):
-        assert len(text.split()) >= 2, (prompt, text)        # no collapse onto end-of-reply
+        assert len(text.split()) >= 2, (prompt, text)  # no collapse onto end-of-reply
         assert len(text.split()) <= 40, (prompt, text)
-        assert text.lower().strip(" .!?") != prompt.lower().strip(" .!?"), (prompt, text)   # no echo
-    assert len(set(everyday_replies)) >= len(EVERYDAY) - 1, everyday_replies   # not one reply for all
+        assert text.lower().strip(" .!?") != prompt.lower().strip(" .!?"), (prompt, text)  # no echo
+    assert len(set(everyday_replies)) >= len(EVERYDAY) - 1, everyday_replies  # not one reply for all
 
 
 def test_loop_detector():
@@ -97,5 +104,6 @@ def test_shipped_weights_stay_small():
 def test_movie_request_names_a_film(everyday_replies):
     """The issue's second everyday prompt gets an actual recommendation, not small talk."""
     from training.templates import MOVIES
+
     text = everyday_replies[EVERYDAY.index("Can you recommend a good movie for tonight?")]
     assert any(re.search(rf"\b{re.escape(m)}\b", text) for m in MOVIES), text

@@ -1,4 +1,5 @@
 """The engine: replies, batching of concurrent sessions, cancellation, prompt cache across turns."""
+
 from __future__ import annotations
 
 import threading
@@ -50,6 +51,7 @@ def test_reply_streams_the_memorised_answer(block_engine):
 
 def test_load_from_a_saved_checkpoint():
     from dlm_fixtures import trained_checkpoint_dir
+
     engine = DlmEngine.load(str(trained_checkpoint_dir()))
     try:
         assert engine.family == "dlm_voice"
@@ -73,20 +75,25 @@ def test_bad_input_raises_value_error(block_engine):
 def test_history_is_trimmed_to_the_context(block_engine):
     long_history = []
     for i in range(40):
-        long_history += [{"role": "user", "content": f"old question number {i}"},
-                         {"role": "assistant", "content": f"old answer number {i}"}]
+        long_history += [
+            {"role": "user", "content": f"old question number {i}"},
+            {"role": "assistant", "content": f"old answer number {i}"},
+        ]
     messages = [{"role": "system", "content": "be brief"}] + long_history + user(PAIRS[0][0])
     ids = block_engine.prompt_ids(messages, GEN_LEN)
     assert len(ids) + GEN_LEN <= block_engine.context_len
-    assert ids[-len(prompt_ids(block_engine.tokenizer, PAIRS[0][0])):] == prompt_ids(
-        block_engine.tokenizer, PAIRS[0][0])          # the newest turn survives
-    assert block_engine.tokenizer.decode(ids).count("be brief") == 1   # and so does the system prompt
+    assert ids[-len(prompt_ids(block_engine.tokenizer, PAIRS[0][0])) :] == prompt_ids(
+        block_engine.tokenizer, PAIRS[0][0]
+    )  # the newest turn survives
+    assert block_engine.tokenizer.decode(ids).count("be brief") == 1  # and so does the system prompt
     text, _, _ = collect(block_engine.reply(messages, FAST))
     assert isinstance(text, str)
 
 
-@pytest.mark.parametrize("attention,strategy", [("block_causal", "fast"), ("bidirectional", "fast"),
-                                                ("bidirectional", "reference")])
+@pytest.mark.parametrize(
+    "attention,strategy",
+    [("block_causal", "fast"), ("bidirectional", "fast"), ("bidirectional", "reference")],
+)
 def test_concurrent_sessions_are_batched_and_get_their_own_replies(attention, strategy):
     # A random model with threshold 1.0 commits one token per step: many steps to overlap.
     model, tok = random_model(attention, seed=11), tiny_tokenizer()
@@ -129,7 +136,7 @@ def test_closing_a_reply_cancels_it_and_leaves_others_running():
         with pytest.raises(StopIteration):
             next(it)
         _, ids, nfe = collect(engine.reply(user("another session"), cfg.replace(max_new_tokens=TINY_BLOCK)))
-        assert engine.forward_calls == calls + nfe        # the cancelled reply ran no further passes
+        assert engine.forward_calls == calls + nfe  # the cancelled reply ran no further passes
         assert len(ids) <= TINY_BLOCK
     finally:
         engine.close()
@@ -150,7 +157,9 @@ def test_prompt_cache_is_kept_across_turns_and_exact(block_engine):
     assert block_engine.session_cached_tokens("conv") == 0
 
 
-@pytest.mark.parametrize("attention,shift", [("causal", True), ("block_causal", True), ("bidirectional", False)])
+@pytest.mark.parametrize(
+    "attention,shift", [("causal", True), ("block_causal", True), ("bidirectional", False)]
+)
 def test_session_cache_gives_the_same_tokens_as_a_fresh_prompt(attention, shift):
     model, tok = random_model(attention, shift=shift, seed=4), tiny_tokenizer()
     cfg = FAST.replace(threshold=1.0, early_stop=False, max_new_tokens=TINY_BLOCK)
@@ -163,6 +172,6 @@ def test_session_cache_gives_the_same_tokens_as_a_fresh_prompt(attention, shift)
             assert with_cache[1] == fresh[1], turn
             history = history + [{"role": "assistant", "content": with_cache[0]}] + user(f"turn {turn}")
         kept = engine.session_cached_tokens("s")
-        assert (kept > 0) == (attention != "bidirectional")   # bidirectional prompts are recomputed
+        assert (kept > 0) == (attention != "bidirectional")  # bidirectional prompts are recomputed
     finally:
         engine.close()

@@ -1,4 +1,5 @@
 """Samplers on tiny real models: streaming order, early stop, cancellation, cache exactness."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,9 +35,21 @@ class CountingModel(torch.nn.Module):
 
 # ---- config ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", [{"strategy": "greedy"}, {"threshold": 1.5}, {"max_new_tokens": 0},
-                                 {"max_steps_per_block": 0}, {"temperature": -1.0}, {"cache": "both"},
-                                 {"block_size": 0}, {"steps": 0}, {"repetition_penalty": 0.8}])
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"strategy": "greedy"},
+        {"threshold": 1.5},
+        {"max_new_tokens": 0},
+        {"max_steps_per_block": 0},
+        {"temperature": -1.0},
+        {"cache": "both"},
+        {"block_size": 0},
+        {"steps": 0},
+        {"repetition_penalty": 0.8},
+    ],
+)
 def test_bad_config_raises_value_error(bad):
     with pytest.raises(ValueError):
         SamplerConfig(**bad)
@@ -46,9 +59,10 @@ def test_bad_config_raises_value_error(bad):
 
 def test_repetition_penalty_damps_only_seen_tokens():
     from dlm_core.sampler import penalize_repeats
+
     logits = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
     penalize_repeats(logits, [0, 1, 1], 2.0)
-    assert logits.tolist() == [[1.0, -4.0, 1.0, 0.5]]     # positive halved, negative doubled, rest kept
+    assert logits.tolist() == [[1.0, -4.0, 1.0, 0.5]]  # positive halved, negative doubled, rest kept
 
 
 def test_autoregressive_decoder_matches_plain_greedy_and_answers():
@@ -87,14 +101,16 @@ def test_prompt_too_long_or_empty_raises():
         generate(model, tok, [], FAST)
     with pytest.raises(ValueError):
         generate(model, tok, [1] * model.cfg.max_seq_len, FAST)
-    with pytest.raises(ValueError):   # sampler blocks must sit on a block-causal model's grid
+    with pytest.raises(ValueError):  # sampler blocks must sit on a block-causal model's grid
         generate(random_model("block_causal"), tok, [1, 2], FAST.replace(block_size=TINY_BLOCK + 1))
 
 
 # ---- real text from the trained tiny models -----------------------------------------------------
 
-@pytest.mark.parametrize("attention,shift", [("block_causal", False), ("bidirectional", False),
-                                             ("bidirectional", True)])
+
+@pytest.mark.parametrize(
+    "attention,shift", [("block_causal", False), ("bidirectional", False), ("bidirectional", True)]
+)
 def test_fast_and_reference_both_give_the_memorised_replies(attention, shift):
     model, tok = trained_model(attention, shift)
     for question, answer in PAIRS:
@@ -109,13 +125,13 @@ def test_fast_and_reference_both_give_the_memorised_replies(attention, shift):
 def test_streaming_order_matches_final_decode_and_never_shows_end_of_turn():
     model, tok = trained_model("block_causal")
     stops = tok.special.stop_ids
-    for cfg in (FAST, REFERENCE, FAST.replace(threshold=1.0)):   # threshold 1.0: one token per step
+    for cfg in (FAST, REFERENCE, FAST.replace(threshold=1.0)):  # threshold 1.0: one token per step
         text, ids, chunks = run(model, tok, prompt_ids(tok, PAIRS[1][0]), cfg)
         assert text == tok.decode(ids) == PAIRS[1][1]
         assert not stops & set(ids)
         assert [c.nfe for c in chunks] == sorted(c.nfe for c in chunks)
         assert chunks[-1].done and not any(c.done for c in chunks[:-1])
-        assert sum(1 for c in chunks if c.text) > 1 or cfg is FAST   # text arrives in pieces
+        assert sum(1 for c in chunks if c.text) > 1 or cfg is FAST  # text arrives in pieces
 
 
 def test_early_stop_ends_at_end_of_turn_with_fewer_forward_passes():
@@ -143,25 +159,27 @@ def test_closing_the_generator_stops_forward_passes():
 
 # ---- cache exactness ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("attention", ["block_causal", "causal"])
 def test_cached_logits_equal_uncached_for_causal_families(attention):
     model = random_model(attention)
     torch.manual_seed(1)
     seq = torch.randint(0, model.cfg.vocab_size, (1, 3 * TINY_BLOCK + 5))
-    full = model(seq)                                                  # [1, L, V]
-    split = 2 * TINY_BLOCK                                             # whole blocks go to the cache
+    full = model(seq)  # [1, L, V]
+    split = 2 * TINY_BLOCK  # whole blocks go to the cache
     cache = KVCache(model.cfg.n_layers)
     fwd = model_forward(model)
     pos = torch.arange(seq.shape[1])[None]
     fwd(seq[:, :split], pos[:, :split], cache, torch.arange(split), (0, 1))
     assert cache.length == split
     rest = fwd(seq[:, split:], pos[:, split:], cache, None, (0, seq.shape[1] - split))
-    assert cache.length == split                                       # reading does not grow it
+    assert cache.length == split  # reading does not grow it
     torch.testing.assert_close(rest, full[:, split:], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("attention,shift", [("block_causal", False), ("causal", False),
-                                             ("block_causal", True), ("causal", True)])
+@pytest.mark.parametrize(
+    "attention,shift", [("block_causal", False), ("causal", False), ("block_causal", True), ("causal", True)]
+)
 def test_cached_sampler_matches_uncached_sampler_for_causal_families(attention, shift):
     model, tok = random_model(attention, shift=shift, seed=3), tiny_tokenizer()
     prompt = prompt_ids(tok, "an unseen question for a random model")
@@ -189,7 +207,9 @@ def test_sampling_with_temperature_is_seeded():
     assert run(model, tok, prompt, cfg)[1] == run(model, tok, prompt, cfg)[1]
 
 
-@pytest.mark.parametrize("attention,shift", [("block_causal", False), ("block_causal", True), ("causal", True)])
+@pytest.mark.parametrize(
+    "attention,shift", [("block_causal", False), ("block_causal", True), ("causal", True)]
+)
 def test_fast_at_one_token_per_step_reproduces_the_reference(attention, shift):
     # Reference with steps == max_new_tokens commits one token per step, the most confident one in
     # its block; fast with threshold 1.0 and an ample step cap does the same through its exact cache.

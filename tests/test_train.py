@@ -1,5 +1,6 @@
 """Training: the block-diffusion objective matches what the cached sampler shows the model, a tiny
 run lowers the loss, and an interrupted run resumes to the same weights."""
+
 from __future__ import annotations
 
 import random
@@ -25,9 +26,22 @@ from training import bpe
 from training.data import Example, normalize, shorten
 from training.templates import exchanges
 
-TINY = {"dim": 32, "n_layers": 2, "n_heads": 2, "mlp_dim": 64, "batch_size": 8, "block_size": 4,
-        "max_prompt": 24, "reply_len": 16, "lr": 3e-3, "warmup": 5, "eval_every": 1000, "ckpt_every": 1000,
-        "log_every": 1000, "threads": 1}
+TINY = {
+    "dim": 32,
+    "n_layers": 2,
+    "n_heads": 2,
+    "mlp_dim": 64,
+    "batch_size": 8,
+    "block_size": 4,
+    "max_prompt": 24,
+    "reply_len": 16,
+    "lr": 3e-3,
+    "warmup": 5,
+    "eval_every": 1000,
+    "ckpt_every": 1000,
+    "log_every": 1000,
+    "threads": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +49,9 @@ def tiny_data(tmp_path_factory):
     """Template exchanges, a 300-token BPE trained on them, tokenized train/test splits."""
     pairs = exchanges(random.Random(0), per_topic=6)
     examples = [Example((("user", u),), r, "templates", f"t:{u}") for _, u, r in pairs]
-    tok_dir = bpe.save_tokenizer(bpe.train_bpe([t for _, u, r in pairs for t in (u, r)], 300),
-                                 tmp_path_factory.mktemp("tok"))
+    tok_dir = bpe.save_tokenizer(
+        bpe.train_bpe([t for _, u, r in pairs for t in (u, r)], 300), tmp_path_factory.mktemp("tok")
+    )
     tok = DlmTokenizer.from_dir(tok_dir)
     cfg = TrainConfig(**TINY)
     return tok, tokenize(examples[:-16], tok, cfg), tokenize(examples[-16:], tok, cfg), tok_dir
@@ -67,10 +82,10 @@ def test_two_stream_matches_cached_inference():
     torch.manual_seed(0)
     block = 4
     model = Transformer(TrainConfig(**TINY).model_config(50)).eval()
-    L, s0 = 14, 4                        # s0: first position of the noisy stream, on a block boundary
+    L, s0 = 14, 4  # s0: first position of the noisy stream, on a block boundary
     clean = torch.randint(3, 50, (1, L))
     noisy = clean.clone()
-    noisy[0, 6:L:2] = 1                  # some "masks" in the noisy copy
+    noisy[0, 6:L:2] = 1  # some "masks" in the noisy copy
     valid = torch.ones(1, L, dtype=torch.bool)
     seq = torch.cat([clean, noisy[:, s0:]], 1)
     pos = torch.cat([torch.arange(L), torch.arange(s0, L)])[None]
@@ -84,7 +99,7 @@ def test_two_stream_matches_cached_inference():
             model(clean[:, :b_start], cache=cache)
             cache.write = False
             cached = model(noisy[:, b_start:b_end], cache=cache)
-            torch.testing.assert_close(two_stream[:, b_start - s0:b_end - s0], cached, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(two_stream[:, b_start - s0 : b_end - s0], cached, atol=1e-4, rtol=1e-4)
 
 
 def test_pads_are_down_weighted(tiny_data):
@@ -92,7 +107,7 @@ def test_pads_are_down_weighted(tiny_data):
     cfg = TrainConfig(**TINY)
     model = Transformer(cfg.model_config(tok.vocab_size))
     batch = make_batch(split.prompts[:4], split.replies[:4], cfg, tok)
-    t = torch.ones(4)                    # everything masked
+    t = torch.ones(4)  # everything masked
     gen = torch.Generator().manual_seed(0)
     full, n = batch_loss(model, batch, tok, cfg, gen, t=t, pad_weight=1.0)
     light, _ = batch_loss(model, batch, tok, cfg, torch.Generator().manual_seed(0), t=t, pad_weight=0.1)
@@ -123,6 +138,7 @@ def test_tiny_run_learns_and_resumes(tiny_data, tmp_path, objective):
 
 def test_export_loads_through_checkpoints(tiny_data, tmp_path):
     from dlm_core.checkpoints import load_checkpoint
+
     tok, train_split, test_split, tok_dir = tiny_data
     cfg = TrainConfig(out=str(tmp_path / "run"), steps=2, tokenizer_dir=str(tok_dir), **TINY)
     model = train(cfg, log=lambda m: None, data=(tok, train_split, test_split))
@@ -132,25 +148,30 @@ def test_export_loads_through_checkpoints(tiny_data, tmp_path):
     assert (dest / "README.md").read_text() == "# card\n"
     x = torch.tensor([tok.chat_prompt([{"role": "user", "content": "Hi"}])])
     with torch.no_grad():
-        expected = model.to(torch.bfloat16).float()(x)     # export stores 16-bit weights
+        expected = model.to(torch.bfloat16).float()(x)  # export stores 16-bit weights
         torch.testing.assert_close(loaded.model(x), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_best_held_out_weights_are_kept_and_exported(tiny_data, tmp_path):
     """A run keeps the weights of its best evaluation; export ships those, not the last ones."""
     tok, train_split, test_split, tok_dir = tiny_data
-    cfg = TrainConfig(out=str(tmp_path / "run"), steps=12, tokenizer_dir=str(tok_dir), **TINY | {"eval_every": 4})
+    cfg = TrainConfig(
+        out=str(tmp_path / "run"), steps=12, tokenizer_dir=str(tok_dir), **TINY | {"eval_every": 4}
+    )
     logs = []
     train(cfg, log=logs.append, data=(tok, train_split, test_split))
     state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
     best = torch.load(tmp_path / "run" / "best.pt")
     helds = [h["held_out"] for h in state["history"]]
     assert [h["step"] for h in state["history"]] == [4, 8, 12]
-    assert best["held_out"] == min(helds) and best["step"] == state["history"][helds.index(min(helds))]["step"]
+    assert (
+        best["held_out"] == min(helds) and best["step"] == state["history"][helds.index(min(helds))]["step"]
+    )
     # Make the last weights differ from the best ones, then check which ones export writes.
     state["model"] = {k: v + 1.0 if v.is_floating_point() else v for k, v in state["model"].items()}
     torch.save(state, tmp_path / "run" / "ckpt.pt")
     from dlm_core.checkpoints import load_checkpoint
+
     shipped = load_checkpoint(export(tmp_path / "run", tmp_path / "out")).model.state_dict()
     for name, value in best["model"].items():
         torch.testing.assert_close(shipped[name].float(), value.to(torch.bfloat16).float(), msg=name)
@@ -163,11 +184,12 @@ def test_time_limit_stops_with_a_checkpoint(tiny_data, tmp_path):
     train(cfg, log=logs.append, data=(tok, train_split, test_split), time_limit_s=0.0)
     state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
     assert state["step"] == 1 and any("time limit" in m for m in logs)
-    assert (tmp_path / "run" / "best.pt").is_file()      # evaluated on the way out
+    assert (tmp_path / "run" / "best.pt").is_file()  # evaluated on the way out
 
 
 def test_data_cache_round_trip(tiny_data):
     from dlm_core.train import _pack, _unpack
+
     tok, train_split, _, _ = tiny_data
     back = _unpack(_pack(train_split, tok.vocab_size))
     assert back.prompts == train_split.prompts and back.replies == train_split.replies

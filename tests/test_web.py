@@ -34,8 +34,14 @@ TYPED = "Tell me a joke."  # conftest's tiny LM memorised a reply (long enough t
 MEMORISED_REPLY = "doing well"  # ... and for SPOKEN
 BARGE_IN_ATTEMPTS = 3
 BASE_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 
 
@@ -83,13 +89,20 @@ class Browser:
 
     def __init__(self, playwright, profile: Path, wav: Path | None):
         if wav is not None:
-            media = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={wav}%noloop"]
+            media = [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+            ]
         else:
             media = ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
         self.context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, viewport=DESKTOP,
-            ignore_default_args=["--mute-audio"], args=BASE_FLAGS + media,
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            viewport=DESKTOP,
+            ignore_default_args=["--mute-audio"],
+            args=BASE_FLAGS + media,
         )
         self.page = self.context.new_page()
         self.console_errors: list[str] = []
@@ -126,12 +139,18 @@ def voice_run(base_url, playwright, tmp_path_factory, screens_dir):
         open_page(b, base_url + "/")
         b.page.get_by_role("button", name="Start talking").focus()
         b.page.keyboard.press("Enter")  # keyboard users start the same way
-        b.wait("document.querySelector('.msg.user:not(.pending) .text')?.textContent.length > 0", TURN_S,
-               "the spoken words in the transcript")
+        b.wait(
+            "document.querySelector('.msg.user:not(.pending) .text')?.textContent.length > 0",
+            TURN_S,
+            "the spoken words in the transcript",
+        )
         b.wait("window.dlmStats.framesPlayed > 0", TURN_S, "reply audio to play")
         b.wait("window.dlmStats.turnMetrics.length > 0", TURN_S, "the turn's latency")
-        b.wait("document.querySelector('.msg.assistant:not(.pending) .text')?.textContent.length > 0", TURN_S,
-               "the reply text to finish")
+        b.wait(
+            "document.querySelector('.msg.assistant:not(.pending) .text')?.textContent.length > 0",
+            TURN_S,
+            "the reply text to finish",
+        )
         b.wait("window.dlmStats.state === 'listening'", 30, "the reply to finish playing")
         run = {
             "user": b.texts(".msg.user .text"),
@@ -188,7 +207,9 @@ def test_screenshots_at_desktop_and_phone_width(voice_run):
         assert path.stat().st_size > 20_000, (name, path.stat().st_size)  # a rendered page, not a blank one
 
 
-def test_typed_text_gets_a_reply_and_barge_in_flushes_playback(base_url, playwright, tmp_path_factory, screens_dir):
+def test_typed_text_gets_a_reply_and_barge_in_flushes_playback(
+    base_url, playwright, tmp_path_factory, screens_dir
+):
     # The fake microphone's file starts when the microphone does, so pressing Start as the typed message's
     # reply begins to play puts the user's speech over the reply. A reply shorter than the time the VAD needs
     # to hear speech can end first; then the spoken turn runs its course and the test tries again.
@@ -201,7 +222,9 @@ def test_typed_text_gets_a_reply_and_barge_in_flushes_playback(base_url, playwri
             s = b.stats()
             box.fill(TYPED)
             box.press("Enter")
-            b.wait(f"window.dlmStats.audioDeltas > {s['audioDeltas']}", TURN_S, "the typed message's reply audio")
+            b.wait(
+                f"window.dlmStats.audioDeltas > {s['audioDeltas']}", TURN_S, "the typed message's reply audio"
+            )
             b.page.get_by_role("button", name="Start talking").click()
             b.wait(f"window.dlmStats.speechStarts > {s['speechStarts']}", 30, "the server to hear the user")
             b.page.wait_for_timeout(200)  # the flush is one worklet round trip after speech_started
@@ -215,10 +238,15 @@ def test_typed_text_gets_a_reply_and_barge_in_flushes_playback(base_url, playwri
         assert b.page.locator(".msg.assistant.interrupted").count() >= 1
         assert TYPED in b.texts(".msg.user .text")
         assert b.texts(".msg.assistant .text")[0], "the typed message got no reply text"
-        b.wait("[...document.querySelectorAll('.msg.user .text')].some(e => /stop/i.test(e.textContent))", TURN_S,
-               "the barge-in words in the transcript")
+        b.wait(
+            "[...document.querySelectorAll('.msg.user .text')].some(e => /stop/i.test(e.textContent))",
+            TURN_S,
+            "the barge-in words in the transcript",
+        )
         b.page.screenshot(path=str(screens_dir / "web_barge_in.png"))
-        print(f"\nweb: barge-in after {attempt + 1} tries; truncated at {s['truncates'][0]['audio_end_ms']} ms")
+        print(
+            f"\nweb: barge-in after {attempt + 1} tries; truncated at {s['truncates'][0]['audio_end_ms']} ms"
+        )
         assert b.console_errors == []
         assert b.stats()["errors"] == []  # the server accepted the truncate
     finally:
@@ -248,17 +276,27 @@ def test_settings_are_sent_and_remembered(base_url, playwright, tmp_path_factory
         b.page.get_by_label("Diffusion speed / quality").select_option("fastest")
         b.wait("window.dlmStats.session?.dlm?.preset === 'fastest'", 15, "the server to take the preset")
         b.page.get_by_label("System prompt").fill("Answer like a pirate.")
-        b.wait("window.dlmStats.session?.instructions === 'Answer like a pirate.'", 15, "the server to take the prompt")
+        b.wait(
+            "window.dlmStats.session?.instructions === 'Answer like a pirate.'",
+            15,
+            "the server to take the prompt",
+        )
         b.page.get_by_text("Fine-tune the sampler").click()
         b.page.get_by_label("Override the preset").check()
-        b.wait("window.dlmStats.session?.dlm?.max_steps_per_block === 8", 15, "the server to take the step cap")
+        b.wait(
+            "window.dlmStats.session?.dlm?.max_steps_per_block === 8", 15, "the server to take the step cap"
+        )
         b.page.get_by_label("Echo cancellation").uncheck()
         b.page.reload()
         open_page(b, base_url + "/")
         assert b.page.get_by_label("Diffusion speed / quality").input_value() == "fastest"
         assert b.page.get_by_label("System prompt").input_value() == "Answer like a pirate."
         assert not b.page.get_by_label("Echo cancellation").is_checked()
-        b.wait("window.dlmStats.session?.dlm?.preset === 'fastest'", 15, "the remembered preset to reach the server")
+        b.wait(
+            "window.dlmStats.session?.dlm?.preset === 'fastest'",
+            15,
+            "the remembered preset to reach the server",
+        )
         assert b.console_errors == []
     finally:
         b.close()

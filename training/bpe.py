@@ -3,6 +3,7 @@
 Saved in the Hugging Face layout (tokenizer.json + tokenizer_config.json) that
 `dlm_core.tokenizer.DlmTokenizer.from_dir` reads.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,15 +14,14 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 PAD, MASK, EOT = "<|pad|>", "<|mdm_mask|>", "<|eot_id|>"
 ROLES = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
-SPECIAL_TOKENS = [PAD, MASK, EOT, *ROLES.values()]   # ids 0.. in this order
+SPECIAL_TOKENS = [PAD, MASK, EOT, *ROLES.values()]  # ids 0.. in this order
 
 # Each turn is "<|role|>text<|eot_id|>"; the generation prompt opens the assistant's turn.
 CHAT_TEMPLATE = (
     "{% for m in messages %}"
     "{% if m['role'] not in ['system', 'user', 'assistant'] %}"
     "{{ raise_exception('unknown role ' + m['role']) }}{% endif %}"
-    "<|{{ m['role'] }}|>{{ m['content'] | trim }}" + EOT +
-    "{% endfor %}"
+    "<|{{ m['role'] }}|>{{ m['content'] | trim }}" + EOT + "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
@@ -30,8 +30,13 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=2,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        min_frequency=2,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer)
     return tok
 
@@ -42,8 +47,12 @@ def save_tokenizer(tok: Tokenizer, out_dir: str | Path) -> Path:
     tok.save(str(out / "tokenizer.json"))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "mask_token": MASK, "eos_token": EOT, "eot_token": EOT, "pad_token": PAD,
-        "bos_token": None, "model_max_length": 512,
+        "mask_token": MASK,
+        "eos_token": EOT,
+        "eot_token": EOT,
+        "pad_token": PAD,
+        "bos_token": None,
+        "model_max_length": 512,
         "additional_special_tokens": list(ROLES.values()),
         "chat_template": CHAT_TEMPLATE,
     }

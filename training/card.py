@@ -1,7 +1,8 @@
 """Model cards for the shipped default model and its AR twin, filled from an evaluation run.
 
-    python -m training.card --eval runs/g_eval/eval.json --default runs/g_default --twin runs/g_twin
+python -m training.card --eval runs/g_eval/eval.json --default runs/g_default --twin runs/g_twin
 """
+
 from __future__ import annotations
 
 import argparse
@@ -147,13 +148,23 @@ See `../default/README.md` for data, licenses and sample replies of both models.
 def run_facts(run: Path, epoch_rows: int) -> dict:
     state = torch.load(run / "ckpt.pt", weights_only=False, map_location="cpu")
     cfg = state["config"]
-    return {"steps": state["step"], "best_step": state.get("best_step", state["step"]),
-            "tokens": state["tokens"] / 1e6, "minutes": state["elapsed"] / 60,
-            "epochs": state["step"] * cfg["batch_size"] / epoch_rows,
-            "rate": state["tokens"] / max(state["elapsed"], 1e-9), "layers": cfg["n_layers"], "dim": cfg["dim"],
-            "heads": cfg["n_heads"], "mlp": cfg["mlp_dim"], "block": cfg["block_size"],
-            "reply_len": cfg["reply_len"], "pad_weight": cfg["pad_weight"], "max_prompt": cfg["max_prompt"],
-            "history": state["history"]}
+    return {
+        "steps": state["step"],
+        "best_step": state.get("best_step", state["step"]),
+        "tokens": state["tokens"] / 1e6,
+        "minutes": state["elapsed"] / 60,
+        "epochs": state["step"] * cfg["batch_size"] / epoch_rows,
+        "rate": state["tokens"] / max(state["elapsed"], 1e-9),
+        "layers": cfg["n_layers"],
+        "dim": cfg["dim"],
+        "heads": cfg["n_heads"],
+        "mlp": cfg["mlp_dim"],
+        "block": cfg["block_size"],
+        "reply_len": cfg["reply_len"],
+        "pad_weight": cfg["pad_weight"],
+        "max_prompt": cfg["max_prompt"],
+        "history": state["history"],
+    }
 
 
 def main(argv=None) -> int:
@@ -174,15 +185,31 @@ def main(argv=None) -> int:
         cells = [r["prompt"], r.get("diffusion") or "(empty)", r.get("ar") or "(empty)"]
         rows.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     ho, tm = ev["held_out"], ev["timing"]
-    common = {"params": ho["diffusion"]["params"] / 1e6, "vocab": 3072, "ho_diff": ho["diffusion"]["nats_per_token"],
-              "ho_ar": ho["ar"]["nats_per_token"], "rows": ho["diffusion"]["rows"], "table": "\n".join(rows),
-              "d_first": tm["diffusion"]["median_first_ms"], "d_total": tm["diffusion"]["median_total_ms"],
-              "a_first": tm["ar"]["median_first_ms"], "a_total": tm["ar"]["median_total_ms"], **counts}
-    epoch_rows = sum(data["train"]["weights"])      # rows per epoch with the per-source oversampling
+    common = {
+        "params": ho["diffusion"]["params"] / 1e6,
+        "vocab": 3072,
+        "ho_diff": ho["diffusion"]["nats_per_token"],
+        "ho_ar": ho["ar"]["nats_per_token"],
+        "rows": ho["diffusion"]["rows"],
+        "table": "\n".join(rows),
+        "d_first": tm["diffusion"]["median_first_ms"],
+        "d_total": tm["diffusion"]["median_total_ms"],
+        "a_first": tm["ar"]["median_first_ms"],
+        "a_total": tm["ar"]["median_total_ms"],
+        **counts,
+    }
+    epoch_rows = sum(data["train"]["weights"])  # rows per epoch with the per-source oversampling
     twin = run_facts(Path(args.twin), epoch_rows)
-    common |= {"twin_best": twin["best_step"], "twin_steps": twin["steps"], "twin_last": twin["history"][-1]["held_out"],
-               "common": " ".join(COMMON), "epoch_rows": epoch_rows}
-    (WEIGHTS / "default" / "README.md").write_text(CARD.format(**common, **run_facts(Path(args.default), epoch_rows)))
+    common |= {
+        "twin_best": twin["best_step"],
+        "twin_steps": twin["steps"],
+        "twin_last": twin["history"][-1]["held_out"],
+        "common": " ".join(COMMON),
+        "epoch_rows": epoch_rows,
+    }
+    (WEIGHTS / "default" / "README.md").write_text(
+        CARD.format(**common, **run_facts(Path(args.default), epoch_rows))
+    )
     (WEIGHTS / "twin" / "README.md").write_text(TWIN.format(**common, **twin))
     return 0
 

@@ -9,6 +9,7 @@ The held-out split is decided by a hash of each example's group key (a chitchat 
 chatterbot file+index, a template's user text), so it is fixed before training and independent
 of the shuffle seed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,33 +21,49 @@ from pathlib import Path
 
 from training import templates
 
-MAX_REPLY_WORDS = 30        # a spoken reply stays short
-MIN_CHAT_REPLY_WORDS = 3    # chitchat: "Yeah." / "Oh." teach an assistant to say nothing
-MAX_TURN_WORDS = 40         # earlier turns in the prompt
-HISTORY_TURNS = 2           # chitchat: earlier turns kept before the reply's prompt turn
-TEST_PERCENT = 2            # share of groups held out
-SYSTEM_PROMPTS = ["You are a helpful voice assistant.", "You are a friendly assistant. Keep replies short.",
-                  "You are a voice assistant. Answer briefly and kindly."]
-SYSTEM_SHARE = 0.15         # share of examples that start with a system turn (the server may send one)
+MAX_REPLY_WORDS = 30  # a spoken reply stays short
+MIN_CHAT_REPLY_WORDS = 3  # chitchat: "Yeah." / "Oh." teach an assistant to say nothing
+MAX_TURN_WORDS = 40  # earlier turns in the prompt
+HISTORY_TURNS = 2  # chitchat: earlier turns kept before the reply's prompt turn
+TEST_PERCENT = 2  # share of groups held out
+SYSTEM_PROMPTS = [
+    "You are a helpful voice assistant.",
+    "You are a friendly assistant. Keep replies short.",
+    "You are a voice assistant. Answer briefly and kindly.",
+]
+SYSTEM_SHARE = 0.15  # share of examples that start with a system turn (the server may send one)
 
 _URL = re.compile(r"https?://|www\.|\.com\b")
 _SPACES = re.compile(r"\s+")
 _LONE_I = re.compile(r"\bi\b")
-_FIXES = {r"\bim\b": "I'm", r"\bive\b": "I've", r"\bdont\b": "don't", r"\bcant\b": "can't",
-          r"\bdidnt\b": "didn't", r"\bdoesnt\b": "doesn't", r"\bisnt\b": "isn't", r"\bwont\b": "won't",
-          r"\bthats\b": "that's", r"\bwhats\b": "what's", r"\byoure\b": "you're", r"\bu\b": "you",
-          r"\bur\b": "your", r"\bidk\b": "I don't know", r"\bill\b(?= be| have| go| try| do| see)": "I'll"}
+_FIXES = {
+    r"\bim\b": "I'm",
+    r"\bive\b": "I've",
+    r"\bdont\b": "don't",
+    r"\bcant\b": "can't",
+    r"\bdidnt\b": "didn't",
+    r"\bdoesnt\b": "doesn't",
+    r"\bisnt\b": "isn't",
+    r"\bwont\b": "won't",
+    r"\bthats\b": "that's",
+    r"\bwhats\b": "what's",
+    r"\byoure\b": "you're",
+    r"\bu\b": "you",
+    r"\bur\b": "your",
+    r"\bidk\b": "I don't know",
+    r"\bill\b(?= be| have| go| try| do| see)": "I'll",
+}
 _FIXES = [(re.compile(k, re.IGNORECASE), v) for k, v in _FIXES.items()]
-_STRETCH = re.compile(r"(.)\1{4,}")   # "eeeeehhh", "!!!!!"
+_STRETCH = re.compile(r"(.)\1{4,}")  # "eeeeehhh", "!!!!!"
 _NOISE = re.compile(r"\b(lol|lmao|lmfao|rofl|haha+|hahaha+|hehe+|xd|omg)\b[.!]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Example:
-    messages: tuple[tuple[str, str], ...]   # (role, content) turns before the reply
-    reply: str                              # the assistant's reply text
-    source: str                             # "chitchat" | "chatterbot" | "templates"
-    group: str                              # split key: examples sharing it land in the same split
+    messages: tuple[tuple[str, str], ...]  # (role, content) turns before the reply
+    reply: str  # the assistant's reply text
+    source: str  # "chitchat" | "chatterbot" | "templates"
+    group: str  # split key: examples sharing it land in the same split
 
     def chat(self) -> list[dict]:
         return [{"role": r, "content": c} for r, c in self.messages]
@@ -58,7 +75,7 @@ def normalize(text: str) -> str | None:
     if not text or _URL.search(text) or not text.isascii() or _STRETCH.search(text):
         return None
     if sum(c.isupper() for c in text) > 0.5 * sum(c.isalpha() for c in text):
-        text = text.lower()   # shouting in a text chat is not how a voice assistant speaks
+        text = text.lower()  # shouting in a text chat is not how a voice assistant speaks
     text = _NOISE.sub("", text)
     for pattern, repl in _FIXES:
         text = pattern.sub(repl, text)
@@ -68,8 +85,15 @@ def normalize(text: str) -> str | None:
         return None
     text = text[0].upper() + text[1:]
     if text[-1] not in ".!?":
-        text += "?" if re.match(r"(what|how|why|who|where|when|do|does|did|are|is|can|could|would|will)\b",
-                                text, re.IGNORECASE) else "."
+        text += (
+            "?"
+            if re.match(
+                r"(what|how|why|who|where|when|do|does|did|are|is|can|could|would|will)\b",
+                text,
+                re.IGNORECASE,
+            )
+            else "."
+        )
     return text
 
 
@@ -95,6 +119,7 @@ def is_test(group: str) -> bool:
 
 def chitchat_examples() -> list[Example]:
     import chitchat_dataset
+
     path = Path(chitchat_dataset.__file__).parent / "dataset.json"
     data = json.loads(path.read_text())
     out = []
@@ -119,6 +144,7 @@ def chitchat_examples() -> list[Example]:
 def chatterbot_examples() -> list[Example]:
     import chatterbot_corpus
     import yaml
+
     out = []
     for path in sorted((Path(chatterbot_corpus.__file__).parent / "data" / "english").glob("*.yml")):
         for n, conv in enumerate(yaml.safe_load(path.read_text()).get("conversations", [])):
@@ -126,7 +152,9 @@ def chatterbot_examples() -> list[Example]:
             for i in range(1, len(turns)):
                 prompt, reply = turns[i - 1], turns[i] and shorten(turns[i], MAX_REPLY_WORDS)
                 if prompt and reply and _words(prompt) <= MAX_TURN_WORDS:
-                    out.append(Example((("user", prompt),), reply, "chatterbot", f"chatterbot:{path.stem}:{n}"))
+                    out.append(
+                        Example((("user", prompt),), reply, "chatterbot", f"chatterbot:{path.stem}:{n}")
+                    )
     return out
 
 
@@ -148,6 +176,8 @@ def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
             test.append(ex)
             continue
         if rng.random() < SYSTEM_SHARE:
-            ex = Example((("system", rng.choice(SYSTEM_PROMPTS)),) + ex.messages, ex.reply, ex.source, ex.group)
+            ex = Example(
+                (("system", rng.choice(SYSTEM_PROMPTS)),) + ex.messages, ex.reply, ex.source, ex.group
+            )
         train.append(ex)
     return train, test

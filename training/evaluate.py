@@ -8,6 +8,7 @@ through `dlm_core.sampler.generate` (the "balanced" preset), the twin by greedy 
 with a KV cache (both with the preset's repetition penalty); both time their first committed text
 and the whole reply.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ def load_run(run: str | Path) -> tuple[Transformer, DlmTokenizer, TrainConfig]:
     return model.eval(), tok, cfg
 
 
-SOURCE_SHARE = {1: 10, 6: 5, 16: 5}    # sample prompts per source (by its oversampling weight):
+SOURCE_SHARE = {1: 10, 6: 5, 16: 5}  # sample prompts per source (by its oversampling weight):
 #                                        chitchat, chatterbot, templates
 
 
@@ -47,8 +48,13 @@ def held_out_prompts(test) -> list[list[dict]]:
     can appear with several replies, so prompts are deduplicated first)."""
     out = []
     for weight, n in SOURCE_SHARE.items():
-        singles = list({m[0]["content"]: m for (m, _), w in zip(test.texts, test.weights)
-                        if len(m) == 1 and w == weight}.values())
+        singles = list(
+            {
+                m[0]["content"]: m
+                for (m, _), w in zip(test.texts, test.weights)
+                if len(m) == 1 and w == weight
+            }.values()
+        )
         step = max(1, len(singles) // n)
         out += singles[::step][:n]
     return out
@@ -73,8 +79,15 @@ def diffusion_reply(model, tok, messages) -> tuple[str, float, float, int]:
 
 def ar_reply(model, tok, messages) -> tuple[str, float, float, int]:
     """Greedy next-token decoding with a KV cache and the diffusion preset's repetition penalty."""
-    return timed(generate_autoregressive(model, tok, tok.chat_prompt(messages), MAX_NEW_TOKENS,
-                                         SamplerConfig.preset("balanced").repetition_penalty))
+    return timed(
+        generate_autoregressive(
+            model,
+            tok,
+            tok.chat_prompt(messages),
+            MAX_NEW_TOKENS,
+            SamplerConfig.preset("balanced").repetition_penalty,
+        )
+    )
 
 
 def main(argv=None) -> int:
@@ -84,8 +97,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/g_eval")
     parser.add_argument("--rows", type=int, default=512, help="held-out rows scored")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--replies-only", action="store_true",
-                        help="keep the held-out scores of OUT/eval.json and redo only the replies")
+    parser.add_argument(
+        "--replies-only",
+        action="store_true",
+        help="keep the held-out scores of OUT/eval.json and redo only the replies",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -104,16 +120,20 @@ def main(argv=None) -> int:
         model, tok, cfg = load_run(run)
         _, _, _, test = prepare_data(cfg)
         if not args.replies_only:
-            result["held_out"][name] = {"nats_per_token": held_out_loss(model, test, tok, cfg, rows=args.rows),
-                                        "rows": min(args.rows, len(test.prompts)),
-                                        "params": model.num_params()}
+            result["held_out"][name] = {
+                "nats_per_token": held_out_loss(model, test, tok, cfg, rows=args.rows),
+                "rows": min(args.rows, len(test.prompts)),
+                "params": model.num_params(),
+            }
         print(name, result["held_out"][name], flush=True)
         prompts = prompts or [[{"role": "user", "content": p}] for p in EVERYDAY] + held_out_prompts(test)
         models[name] = (model, tok)
     for messages in prompts:
         row = {"prompt": messages[-1]["content"]}
         for name, (model, tok) in models.items():
-            text, first, total, nfe = (diffusion_reply if name == "diffusion" else ar_reply)(model, tok, messages)
+            text, first, total, nfe = (diffusion_reply if name == "diffusion" else ar_reply)(
+                model, tok, messages
+            )
             row[name] = text
             row[name + "_ms"] = [round(first * 1000), round(total * 1000), nfe]
         print(row, flush=True)
@@ -121,8 +141,10 @@ def main(argv=None) -> int:
     for name in models:
         firsts = sorted(r[name + "_ms"][0] for r in result["replies"])
         totals = sorted(r[name + "_ms"][1] for r in result["replies"])
-        result["timing"][name] = {"median_first_ms": firsts[len(firsts) // 2],
-                                  "median_total_ms": totals[len(totals) // 2]}
+        result["timing"][name] = {
+            "median_first_ms": firsts[len(firsts) // 2],
+            "median_total_ms": totals[len(totals) // 2],
+        }
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["| prompt | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     for r in result["replies"]:

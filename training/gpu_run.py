@@ -15,6 +15,7 @@ the shipped run. Each run keeps its best held-out weights. The results come back
 (config, history, best weights in bf16, split into parts small enough for the transfer), which
 `--join` turns into runs that `training.evaluate`, `training.card` and `dlm_core.train.export` read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,33 @@ import torch
 
 RUNS = {"default": "runs/g_default", "twin": "runs/g_twin"}
 # The shipped configuration (also written into each model card's reproduce command).
-COMMON = ["--max-prompt", "80", "--dim", "384", "--n-layers", "6", "--n-heads", "6", "--mlp-dim", "1024",
-          "--batch-size", "256", "--lr", "1.5e-3", "--warmup", "200", "--weight-decay", "0.1",
-          "--bf16", "true", "--eval-rows", "1024", "--threads", "4"]
-PART_BYTES = 15 * 2**20          # each file brought back stays under the transfer's 16 MiB
+COMMON = [
+    "--max-prompt",
+    "80",
+    "--dim",
+    "384",
+    "--n-layers",
+    "6",
+    "--n-heads",
+    "6",
+    "--mlp-dim",
+    "1024",
+    "--batch-size",
+    "256",
+    "--lr",
+    "1.5e-3",
+    "--warmup",
+    "200",
+    "--weight-decay",
+    "0.1",
+    "--bf16",
+    "true",
+    "--eval-rows",
+    "1024",
+    "--threads",
+    "4",
+]
+PART_BYTES = 15 * 2**20  # each file brought back stays under the transfer's 16 MiB
 
 
 def objective_args(name: str, out: str, tok_dir: str) -> list[str]:
@@ -46,19 +70,31 @@ def objective_args(name: str, out: str, tok_dir: str) -> list[str]:
 def prepare() -> None:
     """Tokenizer and tokenized splits for both runs (here, where the data packages are installed)."""
     from dlm_core.train import TrainConfig, prepare_data
+
     args = dict(zip(COMMON[::2], COMMON[1::2]))
     prepare_data(TrainConfig(out=RUNS["default"], max_prompt=int(args["--max-prompt"])))
 
 
-def launch(name: str, out: str, extra: list[str], log: Path, device: str, override: list[str]) -> subprocess.Popen:
+def launch(
+    name: str, out: str, extra: list[str], log: Path, device: str, override: list[str]
+) -> subprocess.Popen:
     Path(out).mkdir(parents=True, exist_ok=True)
     if name == "twin":
         shutil.copy(Path(RUNS["default"]) / "data.pt", Path(out) / "data.pt")
     elif out != RUNS["default"]:
         shutil.copytree(Path(RUNS["default"]) / "tokenizer", Path(out) / "tokenizer", dirs_exist_ok=True)
         shutil.copy(Path(RUNS["default"]) / "data.pt", Path(out) / "data.pt")
-    cmd = [sys.executable, "-m", "dlm_core.train", *COMMON, "--device", device,
-           *objective_args(name, out, str(Path(RUNS["default"]) / "tokenizer")), *extra, *override]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dlm_core.train",
+        *COMMON,
+        "--device",
+        device,
+        *objective_args(name, out, str(Path(RUNS["default"]) / "tokenizer")),
+        *extra,
+        *override,
+    ]
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
@@ -76,9 +112,26 @@ def probe(tmp: Path, device: str, override: list[str], steps: int = 200) -> dict
     then took side by side (35-85 ms/step, ~80 ms on average for diffusion), so the time limit
     ended both; 200 steps keeps the two probes overlapping for longer."""
     logs = {n: tmp / f"probe_{n}.log" for n in RUNS}
-    procs = {n: launch(n, str(tmp / f"probe_{n}"), ["--steps", str(steps), "--log-every", str(steps // 3),
-                                                     "--eval-every", str(10**6), "--ckpt-every", str(10**6)],
-                       logs[n], device, override) for n in RUNS}
+    procs = {
+        n: launch(
+            n,
+            str(tmp / f"probe_{n}"),
+            [
+                "--steps",
+                str(steps),
+                "--log-every",
+                str(steps // 3),
+                "--eval-every",
+                str(10**6),
+                "--ckpt-every",
+                str(10**6),
+            ],
+            logs[n],
+            device,
+            override,
+        )
+        for n in RUNS
+    }
     wait_all(procs, logs)
     ms = {}
     for n, log in logs.items():
@@ -106,43 +159,75 @@ def run_on_gpu(out: Path, budget_s: float, device: str, tmp: Path, override: lis
         print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}", flush=True)
     ms = probe(tmp, device, override)
     slowest = max(ms.values())
-    steps = int(budget_s * 1000 / slowest * 0.92)          # ~8% for evaluations and checkpoints
+    steps = int(budget_s * 1000 / slowest * 0.92)  # ~8% for evaluations and checkpoints
     print(f"probe {ms} ms/step -> {steps} steps ({time.perf_counter() - t0:.0f} s so far)", flush=True)
-    plan = ["--steps", str(steps), "--eval-every", str(max(1, steps // 16)), "--log-every", str(max(1, steps // 40)),
-            "--ckpt-every", str(max(1, steps // 4)), "--time-limit", str(budget_s * 1.15)]
+    plan = [
+        "--steps",
+        str(steps),
+        "--eval-every",
+        str(max(1, steps // 16)),
+        "--log-every",
+        str(max(1, steps // 40)),
+        "--ckpt-every",
+        str(max(1, steps // 4)),
+        "--time-limit",
+        str(budget_s * 1.15),
+    ]
     logs = {n: out / f"{n}.log" for n in RUNS}
     procs = {n: launch(n, RUNS[n], plan, logs[n], device, override) for n in RUNS}
     while any(p.poll() is None for p in procs.values()):
         time.sleep(30)
         tails = {n: (logs[n].read_text().strip().splitlines() or [""])[-1] for n in RUNS}
-        print(f"{time.perf_counter() - t0:.0f} s | " + " | ".join(f"{n}: {t[9:]}" for n, t in tails.items()),
-              flush=True)
+        print(
+            f"{time.perf_counter() - t0:.0f} s | " + " | ".join(f"{n}: {t[9:]}" for n, t in tails.items()),
+            flush=True,
+        )
     wait_all(procs, logs)
-    summary = {"probe_ms_per_step": ms, "steps": steps, "budget_s": budget_s, "wall_s": time.perf_counter() - t0}
+    summary = {
+        "probe_ms_per_step": ms,
+        "steps": steps,
+        "budget_s": budget_s,
+        "wall_s": time.perf_counter() - t0,
+    }
     for n, run in RUNS.items():
         blob = slim(Path(run))
-        parts = [blob[i:i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)]
+        parts = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)]
         for i, part in enumerate(parts):
             (out / f"{n}.part{i}").write_bytes(part)
         state = torch.load(io.BytesIO(blob), weights_only=False)
-        summary[n] = {"parts": len(parts), "step": state["step"], "best_step": state["best_step"],
-                      "minutes": state["elapsed"] / 60, "history": state["history"]}
+        summary[n] = {
+            "parts": len(parts),
+            "step": state["step"],
+            "best_step": state["best_step"],
+            "minutes": state["elapsed"] / 60,
+            "history": state["history"],
+        }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({n: {k: v for k, v in s.items() if k != "history"} if isinstance(s, dict) else s
-                      for n, s in summary.items()}, indent=1))
+    print(
+        json.dumps(
+            {
+                n: {k: v for k, v in s.items() if k != "history"} if isinstance(s, dict) else s
+                for n, s in summary.items()
+            },
+            indent=1,
+        )
+    )
 
 
 def join(files: Path) -> None:
     """Rebuild runs/g_default and runs/g_twin (slim ckpt.pt + train.log) from the files brought back."""
     for n, run in RUNS.items():
-        blob = b"".join((files / f"{n}.part{i}").read_bytes()
-                        for i in range(len(list(files.glob(f"{n}.part*")))))
+        blob = b"".join(
+            (files / f"{n}.part{i}").read_bytes() for i in range(len(list(files.glob(f"{n}.part*"))))
+        )
         Path(run).mkdir(parents=True, exist_ok=True)
         (Path(run) / "ckpt.pt").write_bytes(blob)
         shutil.copy(files / f"{n}.log", Path(run) / "train.log")
         state = torch.load(Path(run) / "ckpt.pt", weights_only=False)
-        print(f"{run}: step {state['step']}, best {state['best_step']}, "
-              f"held-out {min(h['held_out'] for h in state['history']):.3f}")
+        print(
+            f"{run}: step {state['step']}, best {state['best_step']}, "
+            f"held-out {min(h['held_out'] for h in state['history']):.3f}"
+        )
     shutil.copy(Path(RUNS["default"]) / "data.pt", Path(RUNS["twin"]) / "data.pt")
 
 
