@@ -1,20 +1,40 @@
 """Command line: `python -m assistant {serve,mic,chat,transcribe,say}` (also installed as `dlm-voice`).
 
 Every subcommand loads only the models it needs, once. A missing model prints one line saying what to
-install or pass and exits with status 2; it never prints a traceback.
+install or pass and exits with EXIT_MISSING_MODEL; a flag value the configuration refuses prints why and
+exits with EXIT_USAGE; neither prints a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
 
-EXIT_MISSING_MODEL = 2
+from dlm_core.presets import PRESET_NAMES
+
+EXIT_ERROR = 1  # anything else that went wrong (a port in use, an unreadable file)
+EXIT_USAGE = 2  # a bad flag value, as argparse exits for a bad flag
+EXIT_MISSING_MODEL = 2  # a model that is not installed or not found (the same "fix the command" status)
 EXIT_DEVICE = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+
+
+class UsageError(Exception):
+    """A flag value that argparse could not check and the configuration refused."""
+
+
+@contextlib.contextmanager
+def flag_values():
+    """Configuration built from flags: its ValueError is the user's to fix, not a bug."""
+    try:
+        yield
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -28,7 +48,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--voice", help="piper .onnx voice (env DLM_TTS_VOICE; default: bundled joe voice)")
     g.add_argument(
         "--preset",
-        choices=("fastest", "balanced", "quality"),
+        choices=PRESET_NAMES,
         default=None,
         help="diffusion speed/quality preset (env DLM_PRESET; default: balanced)",
     )
@@ -87,7 +107,8 @@ def _models(args):
     kw = {"model": args.model, "asr_model": args.asr_model, "voice": args.voice, "device": args.device}
     if args.preset:
         kw["preset"] = args.preset
-    return ModelsConfig(**kw)
+    with flag_values():
+        return ModelsConfig(**kw)
 
 
 def _session_cfg(models, args=None, **kw):
@@ -95,7 +116,8 @@ def _session_cfg(models, args=None, **kw):
 
     if args is not None and args.instructions is not None:
         kw["instructions"] = args.instructions
-    return SessionConfig(dlm=DlmKnobs(preset=models.preset), **kw)
+    with flag_values():
+        return SessionConfig(dlm=DlmKnobs(preset=models.preset), **kw)
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -103,11 +125,14 @@ def _session_cfg(models, args=None, **kw):
 
 def cmd_serve(args) -> int:
     from assistant.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-    from assistant.pipeline import Engines
+    from assistant.engines import Engines
     from assistant.server import AssistantServer
 
     models = _models(args)
-    cfg = ServerConfig(host=args.host or DEFAULT_HOST, port=DEFAULT_PORT if args.port is None else args.port)
+    with flag_values():
+        cfg = ServerConfig(
+            host=args.host or DEFAULT_HOST, port=DEFAULT_PORT if args.port is None else args.port
+        )
     engines = Engines.load(models)
 
     async def main():
@@ -130,7 +155,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from assistant.pipeline import Engines
+    from assistant.engines import Engines
 
     models = _models(args)
     engines = Engines.load(models, asr=False, tts=False)
@@ -165,7 +190,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
-    from assistant.pipeline import Engines
+    from assistant.engines import Engines
     from audio.asr import EndpointConfig, Endpointer, transcribe_file
 
     engines = Engines.load(_models(args), lm=False, tts=False)
@@ -209,7 +234,7 @@ def cmd_transcribe(args) -> int:
 def cmd_say(args) -> int:
     import numpy as np
 
-    from assistant.pipeline import Engines
+    from assistant.engines import Engines
     from audio import pcm
 
     engines = Engines.load(_models(args), lm=False, asr=False)
@@ -229,7 +254,8 @@ def cmd_say(args) -> int:
 def cmd_mic(args) -> int:
     from assistant.mic import run_mic
 
-    return run_mic(args, _models(args))
+    models = _models(args)
+    return run_mic(args, models, _session_cfg(models, args, interrupt_response=args.headphones))
 
 
 COMMANDS = {
@@ -251,14 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_MISSING_MODEL
-    except ValueError as e:  # a bad flag value that argparse could not check
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_MISSING_MODEL
+        return EXIT_USAGE
     except OSError as e:  # e.g. the port is taken
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:
         from audio.devices import AudioDeviceError
 

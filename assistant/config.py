@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass, field, replace
 
 from audio.vad import VadConfig
-from dlm_core.sampler import PRESETS, SamplerConfig
+from dlm_core.presets import check_preset
+from dlm_core.sampler import SamplerConfig
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -35,8 +36,7 @@ class ModelsConfig:
     preset: str = field(default_factory=lambda: os.environ.get(ENV_PRESET) or DEFAULT_PRESET)
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        check_preset(self.preset)
 
 
 @dataclass
@@ -66,8 +66,7 @@ class DlmKnobs:
     max_steps_per_block: int | None = None  # step cap per block; None: the preset's
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        check_preset(self.preset)
         if self.threshold is not None and not (0.0 <= self.threshold <= 1.0):
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
         if self.max_steps_per_block is not None and (

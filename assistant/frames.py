@@ -3,9 +3,9 @@
 Two tiers, as in pipecat:
 - SystemFrame: control and status (speech started/stopped, interruption, response done, errors). Never
   dropped, never made stale by an interruption.
-- DataFrame: content in order (transcripts, reply text, reply audio). Every stage and the transport drop a
-  data frame whose turn is no longer current, which is how barge-in guarantees that no audio of an
-  interrupted reply reaches the client after the interruption.
+- DataFrame: content in order (reply text, reply audio). A data frame whose turn is no longer current is
+  dropped where it is queued (`Session.emit`) and where it is taken out (`Session.next_frame`), which is
+  how barge-in guarantees that no audio of an interrupted reply reaches the client after the interruption.
 
 Every frame carries the turn id it belongs to (see turns.py).
 """
@@ -36,19 +36,21 @@ class DataFrame(Frame):
 
 
 @dataclass
-class SpeechStarted(SystemFrame):
+class UserSpeechStarted(SystemFrame):
+    """The VAD heard the user start talking (and, with barge-in on, the reply was interrupted)."""
+
     item_id: str  # the user item this speech will become
     audio_start_ms: float  # stream position (padded start, as OpenAI reports it)
 
 
 @dataclass
-class SpeechStopped(SystemFrame):
+class UserSpeechStopped(SystemFrame):
     item_id: str
     audio_end_ms: float
 
 
 @dataclass
-class Committed(SystemFrame):
+class AudioCommitted(SystemFrame):
     """The user's audio became a conversation item (server VAD turn end, or a manual commit)."""
 
     item_id: str
@@ -73,7 +75,7 @@ class ResponseDone(SystemFrame):
     modalities: tuple[str, ...]
     reason: str | None = None  # why it was cancelled / failed
     audio_ms: float = 0.0  # reply audio produced
-    metrics: dict = field(default_factory=dict)  # latency_ms of this turn (see pipeline.TurnClock)
+    metrics: dict = field(default_factory=dict)  # latency_ms of this turn (see metrics.TurnClock)
 
 
 @dataclass

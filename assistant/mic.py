@@ -15,12 +15,15 @@ import queue
 import sys
 import threading
 import time
+from typing import ClassVar
 
 import numpy as np
 
 from assistant import frames as F
-from assistant.config import DlmKnobs, ModelsConfig, SessionConfig
-from assistant.pipeline import Engines, Session, blocking
+from assistant.bridge import blocking
+from assistant.config import ModelsConfig, SessionConfig
+from assistant.engines import Engines
+from assistant.session import Session
 from audio import pcm
 
 READ_TIMEOUT_S = 0.1  # a device read waits at most this long, so the loop notices shutdown
@@ -76,13 +79,67 @@ class Player:
         self._thread.join(2)
 
 
+class MicView:
+    """What the person at the microphone sees and hears: one small handler per frame type."""
+
+    def __init__(self, player: Player, out_rate: int, max_turns: int | None, echo=print):
+        self.player, self.out_rate, self.max_turns, self.echo = player, out_rate, max_turns, echo
+        self.done = 0  # replies finished
+
+    async def show(self, f: F.Frame) -> bool:
+        """Handle one frame; True once max_turns replies were played."""
+        handler = self.HANDLERS.get(type(f))
+        return bool(handler is not None and await handler(self, f))
+
+    async def _heard(self, f: F.UserTranscript) -> None:
+        if f.text:
+            self.echo(f"you: {f.text}")
+
+    async def _started(self, f: F.ResponseStarted) -> None:
+        self.echo("assistant: ", end="")
+
+    async def _text(self, f: F.TextDelta) -> None:
+        self.echo(f.text, end="")
+
+    async def _audio(self, f: F.AudioOut) -> None:
+        x = f.samples if f.rate == self.out_rate else pcm.resample(f.samples, f.rate, self.out_rate)
+        await blocking(self.player.put, x)
+
+    async def _interrupted(self, f: F.Interrupted) -> None:
+        self.player.flush()
+        self.echo(" [interrupted]", end="")
+
+    async def _done(self, f: F.ResponseDone) -> bool:
+        v2v = f.metrics.get("voice_to_voice")
+        self.echo(f"   ({v2v:.0f} ms)" if v2v is not None else "")
+        self.done += 1
+        if self.max_turns is None or self.done < self.max_turns:
+            return False
+        while self.player.busy():  # let the last reply finish playing
+            await asyncio.sleep(READ_TIMEOUT_S)
+        return True
+
+    async def _error(self, f: F.ErrorFrame) -> None:
+        print(f"error: {f.message}", file=sys.stderr)
+
+    HANDLERS: ClassVar[dict] = {
+        F.UserTranscript: _heard,
+        F.ResponseStarted: _started,
+        F.TextDelta: _text,
+        F.AudioOut: _audio,
+        F.Interrupted: _interrupted,
+        F.ResponseDone: _done,
+        F.ErrorFrame: _error,
+    }
+
+
 async def converse(
     engines: Engines, cfg: SessionConfig, inp, out, full_duplex: bool, max_turns: int | None, echo=print
 ) -> int:
     """Run the conversation until max_turns replies were played (or forever). Returns replies done."""
     session = Session(engines, cfg)
     player = Player(out)
-    done = 0
+    view = MicView(player, out.rate, max_turns, echo)
     finished = asyncio.Event()
 
     async def listen():
@@ -95,34 +152,9 @@ async def converse(
             await session.push_audio(x, inp.rate)
 
     async def show():
-        nonlocal done
-        while True:
-            f = await session.out.get()
-            if session.turns.is_stale(f):
-                continue
-            if isinstance(f, F.UserTranscript) and f.text:
-                echo(f"you: {f.text}")
-            elif isinstance(f, F.ResponseStarted):
-                echo("assistant: ", end="")
-            elif isinstance(f, F.TextDelta):
-                echo(f.text, end="")
-            elif isinstance(f, F.AudioOut):
-                x = f.samples if f.rate == out.rate else pcm.resample(f.samples, f.rate, out.rate)
-                await blocking(player.put, x)
-            elif isinstance(f, F.Interrupted):
-                player.flush()
-                echo(" [interrupted]", end="")
-            elif isinstance(f, F.ResponseDone):
-                v2v = f.metrics.get("voice_to_voice")
-                echo(f"   ({v2v:.0f} ms)" if v2v is not None else "")
-                done += 1
-                if max_turns is not None and done >= max_turns:
-                    while player.busy():  # let the last reply finish playing
-                        await asyncio.sleep(READ_TIMEOUT_S)
-                    finished.set()
-                    return
-            elif isinstance(f, F.ErrorFrame):
-                print(f"error: {f.message}", file=sys.stderr)
+        while not await view.show(await session.next_frame()):
+            pass
+        finished.set()
 
     tasks = [asyncio.create_task(listen()), asyncio.create_task(show())]
     try:
@@ -137,10 +169,10 @@ async def converse(
         await asyncio.gather(*tasks, return_exceptions=True)
         await session.close()
         player.close()
-    return done
+    return view.done
 
 
-def run_mic(args, models: ModelsConfig) -> int:
+def run_mic(args, models: ModelsConfig, cfg: SessionConfig) -> int:
     from audio import devices
 
     if args.list_devices:
@@ -151,9 +183,6 @@ def run_mic(args, models: ModelsConfig) -> int:
             print("no audio devices found (PortAudio sees none; is PulseAudio running?)", file=sys.stderr)
         return 0
     engines = Engines.load(models)
-    cfg = SessionConfig(dlm=DlmKnobs(preset=models.preset), interrupt_response=args.headphones)
-    if args.instructions is not None:
-        cfg = cfg.replace(instructions=args.instructions)
     inp = devices.open_input(args.input_device, rate=pcm.SAMPLE_RATE_ASR)
     out = devices.open_output(args.output_device, rate=pcm.SAMPLE_RATE_API)
     mode = "full duplex, barge-in on" if args.headphones else "half duplex (use --headphones for barge-in)"

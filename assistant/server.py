@@ -15,16 +15,16 @@ import importlib.resources
 import json
 import logging
 import mimetypes
-import statistics
-from collections import deque
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from assistant.config import ServerConfig, SessionConfig
-from assistant.pipeline import Engines
-from assistant.realtime import RealtimeConnection, error_event
+from assistant.engines import Engines
+from assistant.metrics import Metrics
+from assistant.realtime import RealtimeConnection
+from assistant.realtime_events import error_event
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +32,6 @@ REALTIME_PATH = "/v1/realtime"
 WEB_PACKAGE = "web"
 INDEX = "index.html"
 MAX_MESSAGE_BYTES = 24 * 1024 * 1024  # a 15 MiB append, base64-encoded, fits
-
-
-class Metrics:
-    """Recent turns' latency figures, for /metrics."""
-
-    def __init__(self, keep: int):
-        self.turns: deque[dict] = deque(maxlen=keep)
-
-    def add(self, turn: dict) -> None:
-        self.turns.append(turn)
-
-    def summary(self) -> dict:
-        out = {"turns": len(self.turns)}
-        for key in ("voice_to_voice", "first_audio", "first_text", "asr", "endpointing"):
-            vals = [t["latency_ms"][key] for t in self.turns if t["latency_ms"].get(key) is not None]
-            if vals:
-                out[key] = {"median": round(statistics.median(vals), 1), "min": min(vals), "max": max(vals)}
-        return out
 
 
 def _static(path: str) -> tuple[bytes, str] | None:

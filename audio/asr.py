@@ -8,7 +8,7 @@
         for ev in ep.feed(chunk):
             SpeechStarted(audio_start_ms, padded_start_ms)  # user began talking (barge-in point)
             SpeechStopped(audio_end_ms, confirmed_ms)       # the turn ended (silence_duration_ms passed)
-            Turn(text, start_ms, end_ms, asr_ms, wait_ms, speculative)  # the transcript, right after SpeechStopped
+            Turn(text, start_ms, end_ms, asr_ms, wait_ms, speculative)  # the transcript, after SpeechStopped
     ep.flush()                                # end of stream: closes an open turn
     ep.close()                                # stops the worker thread
 
@@ -16,7 +16,8 @@ One Whisper call costs about the same whatever the utterance length (it pads to 
 on two cores. So the endpointer transcribes *speculatively* at the first moment of silence (VAD SpeechPaused,
 pause_ms = 160 ms into it: longer than the dips between words), in a worker thread, while the rest of the
 silence_duration_ms wait runs. If the speaker stays quiet, the turn ends and that result is reused
-(`speculative=True`; in a live stream `wait_ms` ~ max(0, asr_ms - (silence_duration_ms - pause_ms))). If speech
+(`speculative=True`; in a live stream `wait_ms` ~ max(0, asr_ms - (silence_duration_ms - pause_ms))).
+If speech
 resumes, the result is dropped and the next pause starts a new one. One transcription runs at a time and none
 is started while the user speaks (a dropped call already running finishes: Whisper cannot be interrupted).
 The `transcribe` CLI feeds files through this same path (in chunks, as fast as the CPU allows);
@@ -53,7 +54,8 @@ class AsrConfig:
     language: str | None = "en"  # None: detect (costs a pass)
     cpu_threads: int = 0  # 0: CTranslate2's default
     initial_prompt: str | None = None
-    # Retry at higher temperatures when the output looks degenerate; off by default (each retry is a full decode).
+    # Retry at higher temperatures when the output looks degenerate; off by default (each retry is a full
+    # decode).
     temperature_fallback: bool = False
 
     def __post_init__(self):
@@ -266,7 +268,8 @@ class Endpointer:
 
     def _drop_pending(self) -> None:
         if self._pending is not None:
-            # A running Whisper call cannot be interrupted; a queued one is cancelled. Either way it is unused.
+            # A running Whisper call cannot be interrupted; a queued one is cancelled. Either way it is
+            # unused.
             self._pending.cancel()
             self._pending = None
             self.stats["discarded"] += 1

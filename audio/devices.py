@@ -55,7 +55,8 @@ class DeviceInfo:
 
     def __str__(self) -> str:
         marks = ("<" if self.default_input else " ") + (">" if self.default_output else " ")
-        return f"{marks} {self.index:3d} {self.name} ({self.inputs} in, {self.outputs} out, {self.default_rate:g} Hz)"
+        io = f"{self.inputs} in, {self.outputs} out, {self.default_rate:g} Hz"
+        return f"{marks} {self.index:3d} {self.name} ({io})"
 
 
 def list_devices() -> list[DeviceInfo]:
@@ -81,7 +82,8 @@ def list_devices() -> list[DeviceInfo]:
 
 
 def select_device(spec: int | str | None, kind: str) -> int | None:
-    """Device index for `spec` (None: the default; an int or digit string: that index; else a name substring)."""
+    """Device index for `spec` (None: the default; an int or digit string: that index; else a name
+    substring)."""
     if kind not in ("input", "output"):
         raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
     devs = list_devices()

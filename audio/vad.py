@@ -3,7 +3,7 @@
     vad = StreamingVad(VadConfig())              # OpenAI server_vad defaults
     for chunk in mic_chunks_16k:                 # float32 [n] at 16 kHz, any n
         for ev in vad.feed(chunk):
-            ...                                  # SpeechStarted / SpeechPaused / SpeechResumed / SpeechStopped
+            ...                         # SpeechStarted / SpeechPaused / SpeechResumed / SpeechStopped
 
 Silero scores 512-sample frames (32 ms at 16 kHz). Each frame is given with the last 64 samples of the
 previous frame in front of it (the model's context) and the LSTM state (h, c) of the previous call, exactly as

@@ -2,7 +2,7 @@
 
     python -m bench.audio --json [--n 8] [--live 3] [--voices piper,espeak]
 
-Speech is made offline (tests/speech.py: the bundled piper voice and espeak-ng), `--n` sentences per voice.
+Speech is made offline (testkit/speech.py: the bundled piper voice and espeak-ng), `--n` sentences per voice.
 ASR, per voice:
   ours   the `transcribe` CLI path: the endpointer (VAD + speculative transcription) over a WAV with the
          sentence between silences (0.5 s before, 0.8 s after), fed in 100 ms chunks as fast as possible;
@@ -11,7 +11,8 @@ ASR, per voice:
   ms/utt = wall time of the Whisper call per sentence, RTF = that time / speech duration, WER = word edits /
   reference words after normalize_text (case, punctuation, digits, contractions).
 Live endpointing (`--live` sentences, piper voice, fed in real time): `wait` = ms from the endpoint decision
-(silence_duration_ms after the speech ended) to the transcript, speculative vs transcribing after the endpoint.
+(silence_duration_ms after the speech ended) to the transcript, speculative vs transcribing after the
+endpoint.
 TTS (the joe voice, replies of 1-3 sentences): first audio = ms from the call to the first chunk, RTF = synth
 time / audio duration; ours delivers 24 kHz (soxr) and starts with the first clause, plain is
 `PiperVoice.synthesize(text)` at 22.05 kHz.
@@ -30,7 +31,7 @@ import numpy as np
 
 from audio import pcm
 from audio.asr import EndpointConfig, Endpointer, Turn, transcribe_file
-from tests.speech import (
+from testkit.speech import (
     MORE_UTTERANCES,
     UTTERANCES,
     corpus_wer,
@@ -44,7 +45,8 @@ GAP_S = 0.8  # silence between sentences in the conversation WAV
 LIVE_CHUNK_MS = 20  # real-time feeding step for the live run
 REPLIES = [
     "Sure, I can help with that.",
-    "The capital of Australia is Canberra, not Sydney as many people think, and it was chosen as a compromise.",
+    "The capital of Australia is Canberra, not Sydney as many people think,"
+    " and it was chosen as a compromise.",
     "Paris will be sunny today. Expect a high of twenty degrees.",
     "Here is a short story. Once upon a time, a small dragon lived in a cave by the sea. It loved to read.",
     "Okay, your timer is set for ten minutes.",
@@ -56,7 +58,8 @@ def mean(xs):
 
 
 def bench_asr(asr, voice: str, utts: list[str]) -> dict:
-    """Paired per sentence (order alternating) so that load drift on a shared machine hits both sides alike."""
+    """Paired per sentence (order alternating), so that load drift on a shared machine hits both sides
+    alike."""
     ours_ms, ours_wall, ours_txt, reused, plain_ms, plain_txt, speech_ms = [], [], [], 0, [], [], []
     with Endpointer(EndpointConfig(), asr) as ep:
         for i, u in enumerate(utts):
@@ -188,7 +191,8 @@ def main(argv=None) -> None:
     result["machine"]["load1_end"] = round(os.getloadavg()[0], 1)
 
     print(
-        f"audio benchmark: {len(utts)} sentences/voice, {os.cpu_count()} CPUs, load {result['machine']['load1']}"
+        f"audio benchmark: {len(utts)} sentences/voice, {os.cpu_count()} CPUs,"
+        f" load {result['machine']['load1']}"
         f"->{result['machine']['load1_end']}, models loaded in {load_s:.1f} s"
     )
     print(f"{'ASR':<22}{'ms/utt':>10}{'RTF':>8}{'WER':>8}")

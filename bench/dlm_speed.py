@@ -10,7 +10,7 @@ normalised edit similarity of the fast reply's token ids to the reference reply'
 When `dlm_core/weights/twin` exists (an AR model: causal attention, one token per forward with a
 KV cache) its figures are reported too.
 
-`--model tiny` trains the test suite's tiny model (tests/dlm_fixtures.py) on the spot: three
+`--model tiny` trains the test suite's tiny model (testkit/tiny_dlm.py) on the spot: three
 memorised prompt -> reply pairs. It shows the machinery works, not what a real model achieves.
 """
 
@@ -112,8 +112,7 @@ def edit_similarity(a: list[int], b: list[int]) -> float:
 def load_models(spec: str | None, device: str, dtype: torch.dtype, tiny_steps: int):
     """(name, model, tokenizer, prompts as ids, twin (model, tok) or None, max_new_tokens)."""
     if spec == "tiny":
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-        from dlm_fixtures import GEN_LEN, PAIRS, prompt_ids, train_tiny
+        from testkit.tiny_dlm import GEN_LEN, PAIRS, prompt_ids, train_tiny
 
         model, tok, _ = train_tiny("block_causal", steps=tiny_steps)
         twin, _, _ = train_tiny(autoregressive=True, steps=250)
@@ -139,7 +138,7 @@ def load_models(spec: str | None, device: str, dtype: torch.dtype, tiny_steps: i
     return str(path), loaded.model, tok, prompts, twin, MAX_NEW_TOKENS
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="end with one JSON line (always printed last)")
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_PROMPTS} prompts only")
@@ -155,40 +154,28 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny-steps", type=int, default=400, help="training steps of --model tiny")
     ap.add_argument("--presets", action="store_true", help="also run each fast preset")
     ap.add_argument("--max-new-tokens", type=int, default=None)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
-        return 2
-    try:
-        name, model, tok, prompts, twin, max_new = load_models(
-            args.model, args.device, getattr(torch, args.dtype), args.tiny_steps
-        )
-    except FileNotFoundError as e:
-        print(f"error: {e}\n(for a self-contained measurement pass --model tiny)", file=sys.stderr)
-        return 2
-    max_new = args.max_new_tokens or max_new
-    if args.quick:
-        prompts = prompts[:QUICK_PROMPTS]
-    fast_cfg = SamplerConfig(max_new_tokens=max_new)
-    ref_cfg = fast_cfg.replace(strategy="reference")
-    run_diffusion(model, tok, prompts[:1], fast_cfg)  # warm-up (allocator, kernels)
-    ref = run_diffusion(model, tok, prompts, ref_cfg)
-    fast = run_diffusion(model, tok, prompts, fast_cfg)
-    ar = run_autoregressive(twin[0], twin[1], prompts, max_new) if twin else None
-    presets = {}
-    if args.presets:
-        for preset in PRESETS:
-            s = run_diffusion(model, tok, prompts, SamplerConfig.preset(preset, max_new_tokens=max_new))
-            presets[preset] = {
-                **s.summary(),
-                "tokens_per_nfe": round(s.tokens / max(1, s.nfe), 2),
-                "agreement": round(
-                    statistics.mean(edit_similarity(f, r) for f, r in zip(s.replies, ref.replies)), 3
-                ),
-            }
+    return ap.parse_args(argv)
 
-    agreement = statistics.mean(edit_similarity(f, r) for f, r in zip(fast.replies, ref.replies))
+
+def agreement(a: Stats, b: Stats) -> float:
+    return statistics.mean(edit_similarity(x, y) for x, y in zip(a.replies, b.replies))
+
+
+def run_presets(model, tok, prompts, max_new: int, ref: Stats) -> dict:
+    """Each fast preset on the same prompts, with its agreement against the reference sampler."""
+    out = {}
+    for preset in PRESETS:
+        s = run_diffusion(model, tok, prompts, SamplerConfig.preset(preset, max_new_tokens=max_new))
+        out[preset] = {
+            **s.summary(),
+            "tokens_per_nfe": round(s.tokens / max(1, s.nfe), 2),
+            "agreement": round(agreement(s, ref), 3),
+        }
+    return out
+
+
+def summarize(name, model, args, prompts, max_new, ref, fast, ar, twin, presets) -> dict:
+    """The machine-readable result (the JSON line)."""
     result = {
         "model": name,
         "params": model.num_params(),
@@ -201,7 +188,7 @@ def main(argv=None) -> int:
         "fast": fast.summary(),
         "speedup_vs_reference": round(ref.seconds / fast.seconds, 2) if fast.seconds else None,
         "tokens_per_nfe": round(fast.tokens / fast.nfe, 2) if fast.nfe else 0.0,
-        "agreement": round(agreement, 3),
+        "agreement": round(agreement(fast, ref), 3),
         "agreement_measure": "mean normalised token edit similarity, fast vs reference (1.0 = identical)",
         "exact_match": round(statistics.mean(f == r for f, r in zip(fast.replies, ref.replies)), 3),
     }
@@ -213,11 +200,13 @@ def main(argv=None) -> int:
             "params": twin[0].num_params(),
             "speedup_of_fast_vs_ar": round(ar.seconds / fast.seconds, 2) if fast.seconds else None,
         }
+    return result
 
-    rows = [("reference", ref), ("fast", fast)] + ([("ar twin", ar)] if ar else [])
+
+def print_table(result: dict, rows: list[tuple[str, Stats]], presets: dict) -> None:
     print(
-        f"model {name}  params {result['params']:,}  {model.cfg.attention}  device {args.device}  "
-        f"prompts {len(prompts)}  max_new_tokens {max_new}"
+        f"model {result['model']}  params {result['params']:,}  {result['attention']}  "
+        f"device {result['device']}  prompts {result['prompts']}  max_new_tokens {result['max_new_tokens']}"
     )
     print(
         f"{'sampler':<10} {'tok/s':>8} {'NFE/reply':>10} {'ms/reply':>9} {'ms first text':>14} {'tok/NFE':>8}"
@@ -236,6 +225,32 @@ def main(argv=None) -> int:
     print(f"speedup fast vs reference {result['speedup_vs_reference']}x, agreement {result['agreement']}")
     for label, s in rows:
         print(f"  {label}: {s.texts[0]!r}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    try:
+        name, model, tok, prompts, twin, max_new = load_models(
+            args.model, args.device, getattr(torch, args.dtype), args.tiny_steps
+        )
+    except FileNotFoundError as e:
+        print(f"error: {e}\n(for a self-contained measurement pass --model tiny)", file=sys.stderr)
+        return 2
+    max_new = args.max_new_tokens or max_new
+    if args.quick:
+        prompts = prompts[:QUICK_PROMPTS]
+    fast_cfg = SamplerConfig(max_new_tokens=max_new)
+    run_diffusion(model, tok, prompts[:1], fast_cfg)  # warm-up (allocator, kernels)
+    ref = run_diffusion(model, tok, prompts, fast_cfg.replace(strategy="reference"))
+    fast = run_diffusion(model, tok, prompts, fast_cfg)
+    ar = run_autoregressive(twin[0], twin[1], prompts, max_new) if twin else None
+    presets = run_presets(model, tok, prompts, max_new, ref) if args.presets else {}
+    result = summarize(name, model, args, prompts, max_new, ref, fast, ar, twin, presets)
+    print_table(result, [("reference", ref), ("fast", fast)] + ([("ar twin", ar)] if ar else []), presets)
     print(json.dumps(result))
     return 0
 

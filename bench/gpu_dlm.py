@@ -130,9 +130,8 @@ def cell(
             tokens = torch.cat([prompt, canvas_ids], 1)  # [B, P + C]
             return time_ms(lambda: forward(tokens), device, warmup, iters)
         cache = KVCache(model.cfg.n_layers)
-        cache.write = True
-        model(prompt, cache=cache)  # prefill, not timed
-        cache.write = False
+        with cache.writing():
+            model(prompt, cache=cache)  # prefill, not timed
         positions = torch.arange(PROMPT_LEN, PROMPT_LEN + canvas, device=device).expand(batch, canvas)
         return time_ms(lambda: forward(canvas_ids, positions, cache), device, warmup, iters)
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from audio import pcm
 from audio.tts import Synthesizer
+from dlm_core.presets import PRESET_NAMES
 
 QUESTIONS = [
     "Hello, how are you today?",
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
         "--json", action="store_true", help="(kept for symmetry: the JSON line is always printed)"
     )
     ap.add_argument("--model", help="diffusion LM folder (default: bundled)")
-    ap.add_argument("--preset", default="balanced", choices=("fastest", "balanced", "quality"))
+    ap.add_argument("--preset", default="balanced", choices=PRESET_NAMES)
     ap.add_argument("--turns", type=int, default=len(QUESTIONS))
     args = ap.parse_args(argv)
 
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
         lat = r["latency_ms"]
         cells = " ".join(f"{lat.get(s) or 0:6.0f}" for s in STAGES)
         print(
-            f"{r['question'][:44]:44} {cells} {r['client_ms']:7.0f}   heard {r['heard']!r} said {r['said'].strip()!r}"
+            f"{r['question'][:44]:44} {cells} {r['client_ms']:7.0f}"
+            f"   heard {r['heard']!r} said {r['said'].strip()!r}"
         )
     median = {s: statistics.median(r["latency_ms"].get(s) or 0 for r in rows) for s in STAGES}
     median["client_ms"] = statistics.median(r["client_ms"] for r in rows)

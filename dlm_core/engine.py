@@ -13,10 +13,14 @@ longest common token prefix with the new prompt, cut to a whole model block, whi
 "bidirectional" models a cached prefix would be an approximation that grows staler every turn, so
 those sessions recompute their prompt each turn (within a turn the sampler's prefix/dual cache
 still applies).
+
+Long conversations: `prompt_ids` drops the oldest non-system messages until the prompt and the reply
+fit the context; `messages_to_drop` tells a caller that keeps its own history how many that is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -24,7 +28,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from dlm_core.cache import KVCache
 from dlm_core.sampler import Committed, PromptCache, SamplerConfig, generate, model_forward
@@ -32,6 +35,7 @@ from dlm_core.sampler import Committed, PromptCache, SamplerConfig, generate, mo
 MAX_BATCH = 8  # most rows merged into one forward pass
 BATCH_WAIT_S = 0.02  # longest a ready request waits for other running sessions to submit
 MAX_SESSIONS = 64  # conversations whose prompt cache is kept (least recently used dropped)
+BATCH_SIZES_KEPT = 1000  # recent batch sizes kept in `batch_sizes`, for tests and benchmarks
 
 
 @dataclass
@@ -97,6 +101,25 @@ class DlmEngine:
 
     def prompt_ids(self, messages: list[dict], max_new_tokens: int) -> list[int]:
         """The chat prompt, dropping the oldest non-system messages until it fits the context."""
+        _, ids = self._fit(messages, max_new_tokens)
+        if len(ids) > self.context_len - max_new_tokens:
+            raise ValueError(
+                f"the last message alone ({len(ids)} tokens) does not fit the context "
+                f"({self.context_len}) with max_new_tokens {max_new_tokens}"
+            )
+        return ids
+
+    def messages_to_drop(self, messages: list[dict], max_new_tokens: int) -> int:
+        """How many of the oldest non-system messages to drop so that the chat prompt plus
+        `max_new_tokens` fits the context: the fewest that suffice, and never the last non-system
+        message (if even that alone does not fit, all the others). Raises ValueError for an empty or
+        malformed list, or a max_new_tokens that leaves no room."""
+        return self._fit(messages, max_new_tokens)[0]
+
+    def _fit(self, messages: list[dict], max_new_tokens: int) -> tuple[int, list[int]]:
+        """(messages_to_drop, the prompt's ids without them). A binary search over the drop count:
+        dropping a message never lengthens the prompt, so the fewest drops that fit is found with
+        O(log n) tokenizations instead of one per dropped message."""
         if not messages:
             raise ValueError("messages is empty")
         for m in messages:
@@ -107,18 +130,26 @@ class DlmEngine:
             raise ValueError(
                 f"max_new_tokens {max_new_tokens} leaves no room in a context of {self.context_len}"
             )
-        msgs = list(messages)
-        while True:
-            ids = self.tokenizer.chat_prompt(msgs)
-            if len(ids) <= budget:
-                return ids
-            droppable = [i for i, m in enumerate(msgs) if m["role"] != "system"]
-            if len(droppable) <= 1:
-                raise ValueError(
-                    f"the last message alone ({len(ids)} tokens) does not fit the context "
-                    f"({self.context_len}) with max_new_tokens {max_new_tokens}"
-                )
-            del msgs[droppable[0]]
+        droppable = [i for i, m in enumerate(messages) if m["role"] != "system"]
+        tried: dict[int, list[int]] = {}
+
+        def prompt(drop: int) -> list[int]:
+            if drop not in tried:
+                gone = set(droppable[:drop])
+                tried[drop] = self.tokenizer.chat_prompt([m for i, m in enumerate(messages) if i not in gone])
+            return tried[drop]
+
+        most = max(0, len(droppable) - 1)  # the last non-system message always stays
+        if len(prompt(0)) <= budget:  # the common case: one tokenization
+            return 0, prompt(0)
+        lo, hi = min(1, most), most  # the answer lies in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(prompt(mid)) <= budget:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo, prompt(lo)
 
     def _run(self, gen, cache: PromptCache | None, session_id: str | None) -> Iterator[Committed]:
         try:
@@ -214,7 +245,7 @@ class DlmEngine:
                 for req in batch:
                     req.error = exc
             self.forward_calls += 1
-            self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
+            self.batch_sizes = (self.batch_sizes + [len(batch)])[-BATCH_SIZES_KEPT:]
             for req in batch:
                 req.done.set()
 
@@ -226,7 +257,6 @@ class DlmEngine:
         cfg = model.cfg
         B = len(batch)
         S = max(r.tokens.shape[1] for r in batch)
-        T = max(r.cache.length if r.cache is not None else 0 for r in batch)
         dev = self.device
         tokens = torch.full((B, S), self.tokenizer.special.pad, dtype=torch.long, device=dev)
         positions = torch.zeros(B, S, dtype=torch.long, device=dev)
@@ -237,73 +267,20 @@ class DlmEngine:
             positions[i, S - s :] = r.positions[0]
             valid[i, S - s :] = True
         merged = None
-        if T > 0 or any(r.cache is not None for r in batch):
-            merged = _merge_caches([r.cache for r in batch], T, cfg, dev, self.model.lm_head.weight.dtype)
-            merged.write = any(r.keep_q is not None and len(r.keep_q) for r in batch)
-        hidden = model(tokens, positions, cache=merged, key_valid=valid, hidden_only=True)  # [B, S, dim]
+        if any(r.cache is not None for r in batch):
+            merged = KVCache.batched([r.cache for r in batch], cfg.n_layers)  # [B, T] columns
+        T = merged.length if merged is not None else 0  # cached columns; this call's follow them
+        # Every row's new keys/values land in `merged`; each row then takes back the columns it keeps.
+        with merged.writing() if merged is not None else contextlib.nullcontext():
+            hidden = model(tokens, positions, cache=merged, key_valid=valid, hidden_only=True)  # [B, S, dim]
         outs = []
         for i, r in enumerate(batch):
             off = S - r.tokens.shape[1]
             outs.append(model.lm_head(hidden[i : i + 1, off + r.want[0] : off + r.want[1]]).float())
             if r.cache is not None and r.keep_q is not None and len(r.keep_q):
-                cols = T + off + r.keep_q.to(dev)
-                _append(r.cache, merged, i, cols)
+                r.cache.append_row(merged, i, T + off + r.keep_q.to(dev))
         return outs
 
 
 def _single_forward(model, r: _Request) -> torch.Tensor:
     return model_forward(model)(r.tokens, r.positions, r.cache, r.keep_q, r.want)
-
-
-def _merge_caches(caches: list[KVCache | None], T: int, cfg, device, dtype) -> KVCache:
-    """One batched cache from per-row caches, left-padded to T columns with invalid keys."""
-    merged = KVCache(cfg.n_layers)
-    if T == 0:
-        return merged
-    B = len(caches)
-    rows_pos, rows_valid = [], []
-    for c in caches:
-        n = c.length if c is not None else 0
-        pos = torch.zeros(1, T, dtype=torch.long, device=device)
-        val = torch.zeros(1, T, dtype=torch.bool, device=device)
-        if n:
-            pos[:, T - n :] = c.positions
-            val[:, T - n :] = c.valid
-        rows_pos.append(pos)
-        rows_valid.append(val)
-    merged.positions = torch.cat(rows_pos)
-    merged.valid = torch.cat(rows_valid)
-    shape = (1, cfg.n_kv_heads, T, cfg.head_dim)
-    for layer in range(cfg.n_layers):
-        ks, vs = [], []
-        for c in caches:
-            n = c.length if c is not None else 0
-            if n == T:
-                ks.append(c.k[layer])
-                vs.append(c.v[layer])
-            elif n == 0:
-                ks.append(torch.zeros(shape, dtype=dtype, device=device))
-                vs.append(torch.zeros(shape, dtype=dtype, device=device))
-            else:
-                ks.append(F.pad(c.k[layer], (0, 0, T - n, 0)))
-                vs.append(F.pad(c.v[layer], (0, 0, T - n, 0)))
-        merged.k[layer] = torch.cat(ks)
-        merged.v[layer] = torch.cat(vs)
-    assert merged.positions.shape == (B, T), merged.positions.shape
-    return merged
-
-
-def _append(cache: KVCache, merged: KVCache, row: int, cols: torch.Tensor) -> None:
-    """Append columns `cols` of batched cache row `row` to a per-row cache."""
-    for layer in range(cache.n_layers):
-        k = merged.k[layer][row : row + 1, :, cols]
-        v = merged.v[layer][row : row + 1, :, cols]
-        cache.k[layer] = k if cache.k[layer] is None else torch.cat([cache.k[layer], k], 2)
-        cache.v[layer] = v if cache.v[layer] is None else torch.cat([cache.v[layer], v], 2)
-    pos = merged.positions[row : row + 1, cols]
-    val = merged.valid[row : row + 1, cols]
-    if cache.positions is None:
-        cache.positions, cache.valid = pos, val
-    else:
-        cache.positions = torch.cat([cache.positions, pos], 1)
-        cache.valid = torch.cat([cache.valid, val], 1)

@@ -180,34 +180,30 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         key_valid: torch.Tensor | None = None,
         hidden_only: bool = False,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for every input position.
 
         tokens: [B, S] ids. positions: [B, S] absolute positions (default 0..S-1, or right after
-        the cache). cache: keys/values of earlier positions, extended in place when the cache is
-        in write mode (see KVCache). key_valid: [B, S] False for padding that no query may see.
+        the cache). cache: keys/values of earlier positions, read, and extended inside
+        `cache.writing()` (see KVCache). key_valid: [B, S] False for padding that no query may see.
+        attn_mask: [B, S, T] or [S, T] bool, which of the T keys (cached ones first) each query may
+        see, in place of the attention rule `visible`; training's two-stream layout needs it, where
+        two copies of a position see different keys. key_valid applies on top of either.
         Returns logits [B, S, V] (float32), or the final hidden states [B, S, dim] if hidden_only.
         With cfg.logits_shift the logits at position i predict token i+1; the sampler aligns them.
         """
         assert tokens.ndim == 2, tokens.shape
         B, S = tokens.shape
-        if positions is None:
-            start = cache.length if cache is not None else 0
-            positions = torch.arange(start, start + S, device=tokens.device).expand(B, S)
-        assert positions.shape == (B, S), (positions.shape, tokens.shape)
-        # The bounds check reads a device value: skipped inside torch.compile, where it would
-        # break the graph (and CUDA graphs) in two.
-        if not torch.compiler.is_compiling() and int(positions.max()) >= self.cfg.max_seq_len:
-            raise ValueError(f"position {int(positions.max())} exceeds max_seq_len {self.cfg.max_seq_len}")
+        positions = self._positions(tokens, positions, cache)
         if key_valid is None:
             key_valid = torch.ones(B, S, dtype=torch.bool, device=tokens.device)
         k_pos, k_valid = positions, key_valid
         if cache is not None:
             k_pos, k_valid = cache.begin(positions, key_valid)  # [B, T_total]
-        mask = visible(positions, k_pos, self.cfg.attention, self.cfg.block_size) & k_valid[:, None, :]
-        # A padded query row that sees nothing would give NaN; let it see itself-like keys harmlessly.
-        mask = mask | ~mask.any(-1, keepdim=True)
-        mask = mask[:, None]  # [B, 1, S, T]
+        if attn_mask is None:
+            attn_mask = visible(positions, k_pos, self.cfg.attention, self.cfg.block_size)
+        mask = sees_something(attn_mask & k_valid[:, None, :])[:, None]  # [B, 1, S, T]
         cos = self.rope_cos[positions][:, None]  # [B, 1, S, hd]
         sin = self.rope_sin[positions][:, None]
         x = self.embed(tokens)
@@ -219,3 +215,26 @@ class Transformer(nn.Module):
         if hidden_only:
             return x
         return self.lm_head(x).float()
+
+    def _positions(self, tokens: torch.Tensor, positions: torch.Tensor | None, cache) -> torch.Tensor:
+        """The given positions, checked against the RoPE table, or 0..S-1 right after the cache."""
+        B, S = tokens.shape
+        # The checks are skipped inside torch.compile, where they would break the graph (and CUDA
+        # graphs) in two, and for given positions in training mode, where reading the device value
+        # would stall a GPU every step (training builds its positions from the batch layout).
+        checked = not torch.compiler.is_compiling()
+        if positions is None:
+            start = cache.length if cache is not None else 0
+            if checked and start + S > self.cfg.max_seq_len:
+                raise ValueError(f"position {start + S - 1} exceeds max_seq_len {self.cfg.max_seq_len}")
+            return torch.arange(start, start + S, device=tokens.device).expand(B, S)
+        assert positions.shape == (B, S), (positions.shape, tokens.shape)
+        if checked and not self.training and int(positions.max()) >= self.cfg.max_seq_len:
+            raise ValueError(f"position {int(positions.max())} exceeds max_seq_len {self.cfg.max_seq_len}")
+        return positions
+
+
+def sees_something(mask: torch.Tensor) -> torch.Tensor:
+    """mask: [B, S, T] bool. A query row that may see no key (a padded query, whose output nobody
+    reads) would get NaN from the softmax, and NaN gradients in training: let it see every key."""
+    return mask | ~mask.any(-1, keepdim=True)

@@ -29,6 +29,9 @@ cached prediction to reuse (mdlm's trick pays off for samplers that may commit n
 After every step the generator yields a `Committed` with the text that became left-contiguous in
 that step (possibly empty) and the forward-pass count so far. End-of-turn and anything after it are
 never yielded. Closing the generator stops work before the next forward pass.
+
+This file holds the config, the selection kernel and the loop; one reply's positions, canvas, cache
+bookkeeping and frontier are `dlm_core.decode_state`.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from dlm_core.cache import KVCache
+from dlm_core.cache import KVCache, PromptCache
+from dlm_core.decode_state import DecodeState, Layout, plan_blocks
+from dlm_core.presets import PRESET_NAMES, PRESETS, check_preset  # noqa: F401 -- re-exported
 
 STRATEGIES = ("fast", "reference")
 CACHE_MODES = ("auto", "none", "prefix", "dual")
@@ -89,9 +94,7 @@ class SamplerConfig:
     @classmethod
     def preset(cls, name: str, **overrides) -> SamplerConfig:
         """A named speed/quality trade-off: "fastest", "balanced" (the default) or "quality"."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return cls(**{**PRESETS[check_preset(name)], **overrides})
 
     def replace(self, **changes) -> SamplerConfig:
         """A validated copy with some fields changed."""
@@ -106,32 +109,12 @@ class SamplerConfig:
         return self.strategy == "fast" if self.early_stop is None else self.early_stop
 
 
-# A mild repetition penalty in every preset: without it the bundled model sometimes says the same
-# sentence again and again ("I don't know. I don't know."), in 6 of 52 test prompts; with 1.2, none.
-PRESETS = {
-    "fastest": {"threshold": 0.7, "max_steps_per_block": 4, "repetition_penalty": 1.2},
-    "balanced": {"threshold": 0.9, "max_steps_per_block": 16, "repetition_penalty": 1.2},
-    "quality": {"threshold": 0.97, "max_steps_per_block": 32, "repetition_penalty": 1.2},
-}
-
-
 @dataclass
 class Committed:
     text: str  # text that became committed and left-contiguous since the last yield
     token_ids: list[int]  # the ids behind `text` (never end-of-turn or later)
     nfe: int  # forward passes so far in this reply
     done: bool = False  # the reply is finished (end-of-turn, canvas full, or stopped)
-
-
-@dataclass
-class PromptCache:
-    """Keys/values of a conversation's earlier tokens, kept across turns by the engine.
-
-    `ids` are the token ids whose keys/values `kv` holds, in order from position 0.
-    """
-
-    kv: KVCache
-    ids: list[int] = field(default_factory=list)
 
 
 # forward(tokens [1, S], positions [1, S], cache, keep_q, want) -> logits [1, want_len, V]
@@ -145,17 +128,11 @@ def model_forward(model) -> ForwardFn:
     """The plain single-request forward used when no engine batches requests."""
 
     def forward(tokens, positions, cache, keep_q, want):
-        if cache is None:
-            hidden = model(tokens, positions, hidden_only=True)
+        if cache is None or keep_q is None or not len(keep_q):
+            hidden = model(tokens, positions, cache=cache, hidden_only=True)
         else:
-            old = cache.length
-            cache.write = keep_q is not None and len(keep_q) > 0
-            try:
+            with cache.writing(keep_q):
                 hidden = model(tokens, positions, cache=cache, hidden_only=True)
-            finally:
-                cache.write = False
-            if keep_q is not None and len(keep_q) and len(keep_q) < tokens.shape[1]:
-                cache.keep(torch.cat([torch.arange(old), old + keep_q.cpu()]))
         return model.lm_head(hidden[:, want[0] : want[1]]).float()
 
     return forward
@@ -204,6 +181,16 @@ def generate(
     conversation; the usable exact part is reused and the cache is extended in place.
     """
     cfg = cfg or SamplerConfig()
+    layout = _layout(model, tokenizer, prompt_ids, cfg)  # validates now, not on the first next()
+    if layout.cache_mode == "none":
+        prompt_cache = None
+    elif prompt_cache is None:
+        prompt_cache = PromptCache(KVCache(model.cfg.n_layers))
+    return _generate(tokenizer, list(prompt_ids), cfg, layout, forward or model_forward(model), prompt_cache)
+
+
+def _layout(model, tokenizer, prompt_ids: list[int], cfg: SamplerConfig) -> Layout:
+    """Where this reply lives, after checking that it fits the model."""
     if not prompt_ids:
         raise ValueError("prompt_ids is empty: a diffusion reply needs at least one prompt token")
     mcfg = model.cfg
@@ -212,19 +199,21 @@ def generate(
             f"prompt ({len(prompt_ids)}) + max_new_tokens ({cfg.max_new_tokens}) exceeds the "
             f"model's context ({mcfg.max_seq_len})"
         )
-    block = cfg.block_size or (mcfg.block_size if mcfg.attention == "block_causal" else DEFAULT_BLOCK_SIZE)
-    if mcfg.attention == "block_causal" and block % mcfg.block_size:
+    block_causal = mcfg.attention == "block_causal"
+    block = cfg.block_size or (mcfg.block_size if block_causal else DEFAULT_BLOCK_SIZE)
+    if block_causal and block % mcfg.block_size:
         raise ValueError(f"block_size {block} must be a multiple of the model's block size {mcfg.block_size}")
-    cache_mode = _cache_mode(cfg, mcfg.attention)
-    return _generate(
-        model,
-        tokenizer,
-        list(prompt_ids),
-        cfg,
-        block,
-        cache_mode,
-        forward or model_forward(model),
-        prompt_cache,
+    return Layout(
+        prompt_len=len(prompt_ids),
+        gen_end=len(prompt_ids) + cfg.max_new_tokens,
+        block=block,
+        model_block=mcfg.block_size if block_causal else None,
+        shift=1 if mcfg.logits_shift else 0,
+        bidirectional=mcfg.attention == "bidirectional",
+        cache_mode=_cache_mode(cfg, mcfg.attention),
+        mask_id=tokenizer.special.mask,
+        stop_ids=frozenset(tokenizer.special.stop_ids),
+        device=model.lm_head.weight.device,
     )
 
 
@@ -243,159 +232,73 @@ def _cache_mode(cfg: SamplerConfig, attention: str) -> str:
 
 @torch.inference_mode()
 def _generate(
-    model,
     tokenizer,
     ids: list[int],
     cfg: SamplerConfig,
-    block: int,
-    cache_mode: str,
+    layout: Layout,
     forward: ForwardFn,
     prompt_cache: PromptCache | None,
 ) -> Iterator[Committed]:
-    mcfg = model.cfg
-    device = model.lm_head.weight.device
-    special = tokenizer.special
-    mask_id, stop_ids = special.mask, special.stop_ids
-    shift = 1 if mcfg.logits_shift else 0
-    P = len(ids)
-    gen_end = P + cfg.max_new_tokens
+    """The decoding loop: per block, forward / commit / advance the frontier / yield, until done."""
     reference = cfg.strategy == "reference"
-    # Bidirectional models see the masks after the block; causal ones cannot, so skip them.
-    with_suffix = mcfg.attention == "bidirectional"
     generator = None
     if cfg.temperature > 0 and cfg.seed is not None:
-        generator = torch.Generator(device=device).manual_seed(cfg.seed)
-
-    def block_end(start: int) -> int:
-        if mcfg.attention == "block_causal":  # keep sampler blocks on the model's block grid
-            return min((start // block + 1) * block, gen_end)
-        return min(start + block, gen_end)
-
-    def exact_limit(n: int) -> int:
-        """How much of a committed prefix of length n may be cached exactly (or at all)."""
-        if mcfg.attention == "block_causal":
-            return n // mcfg.block_size * mcfg.block_size
-        return n
-
-    # The KV cache: reuse what the conversation already has where that is exact.
-    cache = None
-    if cache_mode != "none":
-        if prompt_cache is None:
-            prompt_cache = PromptCache(KVCache(mcfg.n_layers))
-        reuse = 0
-        if mcfg.attention != "bidirectional":
-            lcp = _common_prefix(prompt_cache.ids, ids)
-            reuse = exact_limit(min(lcp, P - shift))
-        prompt_cache.kv.truncate(reuse)
-        prompt_cache.ids = ids[:reuse]
-        cache = prompt_cache.kv
-    cached = cache.length if cache is not None else 0  # committed positions the cache holds
-
+        generator = torch.Generator(device=layout.device).manual_seed(cfg.seed)
     if reference:
-        total_steps = cfg.steps or cfg.max_new_tokens
-        canvas_start = P
-        canvas = torch.full((gen_end - P,), mask_id, dtype=torch.long, device=device)
+        blocks = plan_blocks(layout, total_steps=cfg.steps or cfg.max_new_tokens)
+    else:
+        blocks = plan_blocks(layout, steps_per_block=cfg.max_steps_per_block)
+    state = DecodeState.start(layout, ids, whole_canvas=reference, prompt_cache=prompt_cache)
     decoder = tokenizer.decoder()
-    nfe = 0
-    frontier = P  # absolute position of the first uncommitted (or unyielded) token
-    finished = False  # end-of-turn reached the frontier
-    stop_at = None  # absolute position of the first committed stop token, once known
-    b_start = P
     try:
-        while b_start < gen_end:
-            b_end = block_end(b_start)
-            if not reference:
-                canvas_start = b_start
-                canvas = torch.full((b_end - b_start,), mask_id, dtype=torch.long, device=device)
-                suffix_len = gen_end - b_end if with_suffix else 0
-                if cache_mode == "dual":
-                    cache.truncate(cached)  # drop the previous block's cached suffix
-                # The cap is for a full block; a shorter one (the first, or the last) gets its share.
-                steps_cap = max(1, math.ceil(cfg.max_steps_per_block * (b_end - b_start) / block))
-            else:
-                # LLaDA splits the steps evenly over equal blocks; a block's share follows its length.
-                suffix_len = 0
-                steps_cap = max(1, math.ceil(total_steps * (b_end - b_start) / cfg.max_new_tokens))
-            b0, b1 = b_start - canvas_start, b_end - canvas_start  # block inside the canvas
-            step = 0
+        for block in blocks:
+            state.open_block(block, whole_canvas=reference)
             while True:
-                # Query: committed tokens the cache lacks, the canvas, and (maybe) suffix masks.
-                tail = ids[cached:canvas_start]
-                n_tail = len(tail)
-                first_step = step == 0
-                n_suffix = suffix_len if (cache_mode != "dual" or first_step) else 0
-                parts = [torch.tensor(tail, dtype=torch.long, device=device), canvas]
-                if n_suffix:
-                    parts.append(torch.full((n_suffix,), mask_id, dtype=torch.long, device=device))
-                tokens = torch.cat(parts)[None]  # [1, S]
-                q_pos = list(range(cached, canvas_start + canvas.shape[0]))
-                if n_suffix:
-                    q_pos += range(gen_end - n_suffix, gen_end)
-                positions = torch.tensor(q_pos, device=device)[None]  # [1, S]
-                keep_q = None
-                if cache is not None and first_step:
-                    n_write = max(0, exact_limit(min(b_start - shift, canvas_start)) - cached)
-                    keep = list(range(n_write))
-                    if cache_mode == "dual" and n_suffix:
-                        keep += range(tokens.shape[1] - n_suffix, tokens.shape[1])
-                    keep_q = torch.tensor(keep, dtype=torch.long)
-                want = (n_tail + b0 - shift, n_tail + b1 - shift)
-                logits = forward(tokens, positions, cache, keep_q, want)[0]  # [L_block, V]
-                nfe += 1
-                if keep_q is not None and len(keep_q):
-                    n_write = int((keep_q < n_tail).sum())
-                    cached += n_write
-                    prompt_cache.ids = ids[:cached]
-                blk = canvas[b0:b1]
-                masked = blk == mask_id
-                if stop_at is not None and cfg.stops_early:
-                    masked[max(0, stop_at - b_start) :] = False  # nothing after end-of-turn matters
-                n_masked = int(masked.sum())
-                if n_masked:
-                    step += 1
-                    steps_left = max(1, steps_cap - step + 1)
-                    n_min = math.ceil(n_masked / steps_left)
-                    block_logits = logits[masked]
-                    block_logits[:, mask_id] = -math.inf
-                    if cfg.repetition_penalty != 1.0:
-                        penalize_repeats(
-                            block_logits, ids[P:] + blk[blk != mask_id].tolist(), cfg.repetition_penalty
-                        )
-                    proposed, commit = select_tokens(
-                        block_logits, n_min, None if reference else cfg.threshold, cfg.temperature, generator
-                    )
-                    idx = masked.nonzero().squeeze(-1)[commit]
-                    blk[idx] = proposed[commit]
-                    if stop_at is None or cfg.stops_early:
-                        for pos in idx.tolist():
-                            if int(blk[pos]) in stop_ids and (stop_at is None or b_start + pos < stop_at):
-                                stop_at = b_start + pos
-                # Advance the left-contiguous frontier and yield what it passed.
-                new_ids = []
-                while frontier < b_end and not finished:
-                    tok = int(canvas[frontier - canvas_start])
-                    if tok == mask_id:
-                        break
-                    if tok in stop_ids:
-                        finished = True
-                        break
-                    new_ids.append(tok)
-                    frontier += 1
-                still_masked = bool((blk == mask_id).any())
-                block_done = not still_masked or (cfg.stops_early and finished)
-                all_done = (finished and cfg.stops_early) or (block_done and b_end >= gen_end)
+                query = state.query()
+                logits = forward(query.tokens, query.positions, state.cache, query.keep_q, query.want)
+                state.after_forward(query)
+                _commit_step(state, logits[0], cfg, generator)
+                new_ids = state.advance_frontier()
+                stopped = cfg.stops_early and state.finished
+                block_done = stopped or not (state.block_tokens() == layout.mask_id).any()
+                all_done = stopped or (block_done and block.end >= layout.gen_end)
                 text = decoder.push(new_ids) if new_ids else ""
-                yield Committed(text=text, token_ids=new_ids, nfe=nfe, done=all_done)
+                yield Committed(text=text, token_ids=new_ids, nfe=state.nfe, done=all_done)
                 if all_done:
                     return
                 if block_done:
-                    ids.extend(canvas[b0:b1].tolist())
+                    state.close_block()
                     break
-            b_start = b_end
-        yield Committed(text="", token_ids=[], nfe=nfe, done=True)
+        yield Committed(text="", token_ids=[], nfe=state.nfe, done=True)
     finally:
-        if cache is not None:
-            cache.truncate(cached)  # leave only exact committed prefix columns behind
+        state.release()
+
+
+def _commit_step(state: DecodeState, logits: torch.Tensor, cfg: SamplerConfig, generator) -> None:
+    """Apply the selection kernel to the block's masked positions and commit its choice in place.
+    logits: [L_block, V], one row per block position."""
+    lay = state.layout
+    blk = state.block_tokens()
+    masked = blk == lay.mask_id
+    if state.stop_at is not None and cfg.stops_early:
+        masked[max(0, state.stop_at - state.block.start) :] = False  # nothing after end-of-turn matters
+    n_masked = int(masked.sum())
+    if not n_masked:
+        return
+    state.step += 1
+    steps_left = max(1, state.block.steps_cap - state.step + 1)
+    n_min = math.ceil(n_masked / steps_left)
+    block_logits = logits[masked]
+    block_logits[:, lay.mask_id] = -math.inf
+    if cfg.repetition_penalty != 1.0:
+        reply = state.ids[lay.prompt_len :] + blk[blk != lay.mask_id].tolist()
+        penalize_repeats(block_logits, reply, cfg.repetition_penalty)
+    threshold = None if cfg.strategy == "reference" else cfg.threshold
+    proposed, commit = select_tokens(block_logits, n_min, threshold, cfg.temperature, generator)
+    idx = masked.nonzero().squeeze(-1)[commit]
+    blk[idx] = proposed[commit]
+    if cfg.stops_early:  # where end-of-turn sits matters only when the reply stops there
+        state.note_stops(idx.tolist())
 
 
 @torch.inference_mode()
@@ -411,12 +314,13 @@ def generate_autoregressive(
     Same contract as `generate`: one `Committed` per forward pass, end-of-turn never yielded."""
     device = model.lm_head.weight.device
     cache = KVCache(model.cfg.n_layers)
-    cache.write = True
     decoder = tokenizer.decoder()
     x = torch.tensor([prompt_ids], device=device)
     reply: list[int] = []
     for nfe in range(1, max_new_tokens + 1):
-        logits = model.lm_head(model(x, cache=cache, hidden_only=True)[:, -1]).float()  # [1, V]
+        with cache.writing():
+            hidden = model(x, cache=cache, hidden_only=True)
+        logits = model.lm_head(hidden[:, -1]).float()  # [1, V]
         penalize_repeats(logits, reply, repetition_penalty)
         nxt = int(logits.argmax(-1))
         if nxt in tokenizer.special.stop_ids:
@@ -435,11 +339,3 @@ def penalize_repeats(logits: torch.Tensor, seen: list[int], penalty: float) -> N
     idx = torch.tensor(sorted(set(seen)), device=logits.device)
     sel = logits[:, idx]
     logits[:, idx] = torch.where(sel > 0, sel / penalty, sel * penalty)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i

@@ -1,7 +1,7 @@
 """Shared fixtures for the assistant tests: one set of real models per test process, and a live server.
 
 The LM is `DLM_TEST_MODEL` when set (e.g. the shipped default), else a tiny block-causal diffusion model
-trained here (tests/dlm_fixtures.py) and saved once as a checkpoint folder in the speech cache, so every
+trained here (testkit/tiny_dlm.py) and saved once as a checkpoint folder in the speech cache, so every
 test process after the first loads it in well under a second. Whisper and piper are the bundled models.
 """
 
@@ -30,7 +30,7 @@ VOICE_PAIRS = [
 
 def tiny_checkpoint_dir() -> Path:
     """A checkpoint folder of the tiny trained model (trained on first use, then cached on disk)."""
-    from tests.speech import cache_dir
+    from testkit.speech import cache_dir
 
     out = cache_dir() / f"tiny_dlm_ckpt_v{TINY_CKPT_VERSION}"
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
@@ -38,10 +38,10 @@ def tiny_checkpoint_dir() -> Path:
     import torch
 
     from dlm_core.checkpoints import save_checkpoint
-    from tests import dlm_fixtures as fx
+    from testkit import tiny_dlm as fx
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as dlm_fixtures does: on a shared 2-core machine one thread trains faster
+    torch.set_num_threads(1)  # as testkit.tiny_dlm does: on a shared 2-core machine one thread trains faster
     try:
         model, _, _ = fx.train_tiny("block_causal", steps=600, pairs=fx.PAIRS + VOICE_PAIRS)
     finally:
@@ -69,7 +69,7 @@ def model_spec() -> str:
 @pytest.fixture(scope="session")
 def engines(model_spec):
     from assistant.config import ModelsConfig
-    from assistant.pipeline import Engines
+    from assistant.engines import Engines
 
     e = Engines.load(ModelsConfig(model=model_spec))
     yield e

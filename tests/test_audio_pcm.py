@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audio import pcm
-from tests.speech import speech_samples
+from testkit.speech import speech_samples
 
 
 def tone(rate, hz=440.0, seconds=0.5, amp=0.5):

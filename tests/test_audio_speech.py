@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from audio import pcm
-from tests.speech import (
+from testkit.speech import (
     make_conversation_wav,
     make_speech,
     normalize_text,

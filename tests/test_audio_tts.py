@@ -8,7 +8,7 @@ import pytest
 
 from audio.pcm import resample
 from audio.tts import ChunkerConfig, SentenceChunker, Synthesizer, TtsConfig, resolve_voice, split_for_speech
-from tests.speech import load_synthesizer, load_transcriber, word_error_rate
+from testkit.speech import load_synthesizer, load_transcriber, word_error_rate
 
 LONG_FIRST = (
     "Sure, I can help you plan the trip, and we can start with the flights before we look at hotels. "

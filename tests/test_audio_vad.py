@@ -15,7 +15,7 @@ from audio.vad import (
     VadConfig,
     silero_path,
 )
-from tests.speech import UTTERANCES, make_conversation_wav, require_espeak
+from testkit.speech import UTTERANCES, make_conversation_wav, require_espeak
 
 BOUNDARY_TOLERANCE_MS = 100
 

@@ -433,9 +433,8 @@ def test_block_causal_prefix_cache_is_exact(family_checkpoints):
     cache = KVCache(model.cfg.n_layers)
     with torch.no_grad():
         full = model(tokens)
-        cache.write = True
-        model(tokens[:, :8], cache=cache)
-        cache.write = False
+        with cache.writing():
+            model(tokens[:, :8], cache=cache)
         tail = model(tokens[:, 8:], cache=cache)
     assert (tail - full[:, 8:]).abs().max().item() <= TOLERANCE
 

@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 from audio import pcm
+from testkit.speech import make_speech, normalize_text, word_error_rate
 from tests.conftest import ROOT, TEST_INSTRUCTIONS, VOICE_PAIRS, lm_spec
-from tests.speech import make_speech, normalize_text, word_error_rate
 
 RUN_TIMEOUT_S = 240  # model loading on a busy 2-core machine
 
@@ -74,7 +74,7 @@ def test_transcribe_json(tmp_path):
 
 
 def test_say_writes_speech_that_transcribes_back(tmp_path):
-    from tests.speech import load_transcriber
+    from testkit.speech import load_transcriber
 
     text = "The weather is sunny and warm today."
     out = tmp_path / "say.wav"

@@ -6,7 +6,10 @@ import threading
 
 import pytest
 import torch
-from dlm_fixtures import (
+
+from dlm_core.engine import DlmEngine
+from dlm_core.sampler import SamplerConfig, generate
+from testkit.tiny_dlm import (
     GEN_LEN,
     PAIRS,
     TINY_BLOCK,
@@ -16,9 +19,6 @@ from dlm_fixtures import (
     tiny_tokenizer,
     trained_model,
 )
-
-from dlm_core.engine import DlmEngine
-from dlm_core.sampler import SamplerConfig, generate
 
 torch.set_num_threads(1)
 
@@ -50,7 +50,7 @@ def test_reply_streams_the_memorised_answer(block_engine):
 
 
 def test_load_from_a_saved_checkpoint():
-    from dlm_fixtures import trained_checkpoint_dir
+    from testkit.tiny_dlm import trained_checkpoint_dir
 
     engine = DlmEngine.load(str(trained_checkpoint_dir()))
     try:
@@ -88,6 +88,43 @@ def test_history_is_trimmed_to_the_context(block_engine):
     assert block_engine.tokenizer.decode(ids).count("be brief") == 1  # and so does the system prompt
     text, _, _ = collect(block_engine.reply(messages, FAST))
     assert isinstance(text, str)
+
+
+def _drops_one_by_one(tokenizer, messages, budget) -> int:
+    """The plain rule: drop the oldest non-system message until the prompt fits (or one is left)."""
+    msgs, dropped = list(messages), 0
+    while len(tokenizer.chat_prompt(msgs)) > budget:
+        droppable = [i for i, m in enumerate(msgs) if m["role"] != "system"]
+        if len(droppable) <= 1:
+            break
+        del msgs[droppable[0]]
+        dropped += 1
+    return dropped
+
+
+def test_messages_to_drop_is_the_fewest_that_fit_found_in_few_tokenizations(block_engine):
+    tok = block_engine.tokenizer
+    calls = []
+    counting = type("Counting", (), {"chat_prompt": lambda self, m: calls.append(1) or tok.chat_prompt(m)})
+    history = [{"role": "system", "content": "be brief"}]
+    for i in range(60):
+        history.append({"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " * (1 + i % 4)})
+        if i % 17 == 5:
+            history.append({"role": "system", "content": "a note in the middle"})
+    for max_new in (GEN_LEN, 150, 200, 230, 250):
+        for n in (1, 2, 5, 20, len(history)):
+            messages = history[-n:]
+            expected = _drops_one_by_one(tok, messages, block_engine.context_len - max_new)
+            block_engine.tokenizer, calls[:] = counting(), []
+            try:
+                assert block_engine.messages_to_drop(messages, max_new) == expected, (max_new, n)
+            finally:
+                block_engine.tokenizer = tok
+            assert len(calls) <= 2 + max(1, len(messages)).bit_length(), (len(calls), len(messages))
+    with pytest.raises(ValueError):
+        block_engine.messages_to_drop([], GEN_LEN)
+    with pytest.raises(ValueError):
+        block_engine.messages_to_drop(user("hi"), block_engine.context_len)
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from audio import pcm
+from testkit.speech import make_conversation_wav, normalize_text, word_error_rate
 from tests.conftest import ROOT, TEST_INSTRUCTIONS, lm_spec
-from tests.speech import make_conversation_wav, normalize_text, word_error_rate
 
 QUESTION = "What is the capital of France?"
 BARGE_IN = "Tell me a joke."
@@ -80,7 +80,8 @@ class PulseRig:
                 "-L",
                 "module-null-sink sink_name=spk rate=48000 channels=1",
                 "-L",
-                f"module-pipe-source source_name=pipemic file={self.fifo} format=s16le rate={MIC_RATE} channels=1",
+                f"module-pipe-source source_name=pipemic file={self.fifo}"
+                f" format=s16le rate={MIC_RATE} channels=1",
             ],
             env=self.env,
             check=True,

@@ -8,8 +8,9 @@ import pytest
 
 from assistant import frames as F
 from assistant.config import SessionConfig
-from assistant.pipeline import Session
-from assistant.realtime import ProtocolError, apply_session_update
+from assistant.conversation import Item
+from assistant.realtime_schema import ProtocolError, apply_session_update
+from assistant.session import Session
 from assistant.turns import SpokenReply, Turns
 from tests.conftest import VOICE_PAIRS, session_config
 
@@ -20,9 +21,7 @@ FRAME_TIMEOUT_S = 60
 async def frames_until(session: Session, done, got: list) -> F.Frame:
     async def loop():
         while True:
-            f = await session.out.get()
-            if session.turns.is_stale(f):
-                continue  # what a transport does
+            f = await session.next_frame()
             got.append(f)
             if done(f):
                 return f
@@ -46,7 +45,8 @@ async def test_text_turn_frames_in_order(engines):
     text = "".join(f.text for f in got if isinstance(f, F.TextDelta)).strip()
     assert done.status == "completed" and done.text == text
     assert {f.turn_id for f in got if isinstance(f, F.DataFrame)} == {done.turn_id}
-    assert [h["role"] for h in s.history] == ["user", "assistant"] and s.history[1]["text"] == text
+    items = s.conversation.items
+    assert [it.role for it in items] == ["user", "assistant"] and items[1].text == text
     assert (
         done.metrics["first_text"] is not None and done.metrics["first_audio"] >= done.metrics["first_text"]
     )
@@ -66,10 +66,8 @@ async def test_cancel_mid_reply_drops_the_rest_and_keeps_what_was_played(engines
         assert await s.cancel()
         done = await frames_until(s, lambda f: isinstance(f, F.ResponseDone), got)
         await asyncio.sleep(1.0)  # anything still in flight would arrive now
-        while not s.out.empty():
-            f = s.out.get_nowait()
-            if not s.turns.is_stale(f):
-                got.append(f)
+        while (f := s.pending_frame()) is not None:
+            got.append(f)
     finally:
         await s.close()
     cut = next(i for i, f in enumerate(got) if isinstance(f, F.Interrupted))
@@ -78,7 +76,7 @@ async def test_cancel_mid_reply_drops_the_rest_and_keeps_what_was_played(engines
     assert got[cut].played_ms > 0
     assert all(f.turn_id == stale_turn for f in got if isinstance(f, F.AudioOut))
     full = "".join(f.text for f in got if isinstance(f, F.TextDelta))
-    kept = s.history[-1]["text"]
+    kept = s.conversation.items[-1].text
     assert full.strip().startswith(kept) and len(kept) < len(full.strip()), (kept, full)
     assert await s.cancel() is False  # nothing left to cancel
 
@@ -96,13 +94,19 @@ async def test_truncate_and_history_trim(engines):
             s.truncate("item_nope", 0.0)
         # A long conversation is trimmed (oldest first) to fit the model's context with a reply.
         for i in range(200):
-            s.history.append(
-                {"id": f"item_{i}", "role": "user" if i % 2 == 0 else "assistant", "text": f"message {i}"}
-            )
-        s._trim_history()
+            s.conversation.add(Item(f"item_{i}", "user" if i % 2 == 0 else "assistant", f"message {i}"))
+        s.conversation.trim(engines.lm, s.cfg.instructions, s.cfg.max_output_tokens)
         prompt = engines.lm.tokenizer.chat_prompt(s.messages())
         assert len(prompt) <= engines.lm.context_len - s.cfg.max_output_tokens
-        assert s.history[-1]["text"] == "message 199"
+        assert s.conversation.items[-1].text == "message 199"
+        # ... and no more than needed: the newest dropped message would not have fitted.
+        first = int(s.conversation.items[0].text.split()[1])
+        assert first > 0
+        msgs = s.messages()
+        at = 1 if msgs[0]["role"] == "system" else 0
+        dropped = {"role": "user" if (first - 1) % 2 == 0 else "assistant", "content": f"message {first - 1}"}
+        more = [*msgs[:at], dropped, *msgs[at:]]
+        assert len(engines.lm.tokenizer.chat_prompt(more)) > engines.lm.context_len - s.cfg.max_output_tokens
     finally:
         await s.close()
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from audio import pcm
-from tests.speech import make_conversation_wav, normalize_text, word_error_rate
+from testkit.speech import make_conversation_wav, normalize_text, word_error_rate
 
 openai = pytest.importorskip("openai")
 
@@ -170,9 +170,12 @@ async def test_manual_commit_and_text_modality(server, engines):
     assert next(e for e in events if e.type == "response.output_text.done").text == text
 
 
+def is_error(e) -> bool:
+    return e.type == "error"
+
+
 async def test_malformed_events_get_errors_and_the_connection_lives(server):
     events: list = []
-    is_error = lambda e: e.type == "error"
     async with client(server).realtime.connect(model="dlm") as conn:
         await recv_until(conn, lambda e: e.type == "session.created", events)
         cases = [

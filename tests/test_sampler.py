@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dlm_fixtures import GEN_LEN, PAIRS, TINY_BLOCK, prompt_ids, random_model, tiny_tokenizer, trained_model
 
 from dlm_core.cache import KVCache
 from dlm_core.sampler import Committed, SamplerConfig, generate, generate_autoregressive, model_forward
+from testkit.tiny_dlm import (
+    GEN_LEN,
+    PAIRS,
+    TINY_BLOCK,
+    prompt_ids,
+    random_model,
+    tiny_tokenizer,
+    trained_model,
+)
 
 torch.set_num_threads(1)
 
@@ -95,6 +103,15 @@ def test_presets_and_replace():
         balanced.replace(no_such_option=1)
 
 
+def test_preset_names_come_from_the_one_table():
+    from dlm_core.sampler import PRESET_NAMES, PRESETS, check_preset
+
+    assert PRESET_NAMES == tuple(PRESETS) == ("fastest", "balanced", "quality")
+    assert check_preset("quality") == "quality"
+    with pytest.raises(ValueError, match="fastest"):
+        check_preset("turbo")
+
+
 def test_prompt_too_long_or_empty_raises():
     model, tok = random_model(), tiny_tokenizer()
     with pytest.raises(ValueError):
@@ -175,6 +192,32 @@ def test_cached_logits_equal_uncached_for_causal_families(attention):
     rest = fwd(seq[:, split:], pos[:, split:], cache, None, (0, seq.shape[1] - split))
     assert cache.length == split  # reading does not grow it
     torch.testing.assert_close(rest, full[:, split:], atol=1e-5, rtol=1e-5)
+
+
+def test_batched_cache_left_pads_rows_and_hands_columns_back():
+    """The engine's round trip: row caches of different lengths batched into one (left padding, invalid
+    keys), a batched forward that writes, and each row's chosen new columns appended back."""
+    model = random_model("block_causal")
+    torch.manual_seed(2)
+    seqs = [torch.randint(0, model.cfg.vocab_size, (1, n)) for n in (TINY_BLOCK, 2 * TINY_BLOCK)]
+    rows = [KVCache(model.cfg.n_layers) for _ in seqs]
+    for cache, seq in zip(rows, seqs):
+        with cache.writing():
+            model(seq, cache=cache)
+    rows.append(None)  # a row without a cache: all padding
+    merged = KVCache.batched(rows, model.cfg.n_layers)
+    T = 2 * TINY_BLOCK
+    assert merged.length == T and merged.k[0].shape[0] == 3
+    assert merged.valid.sum(1).tolist() == [TINY_BLOCK, T, 0]  # left-padded with invalid keys
+    torch.testing.assert_close(merged.k[1][0:1, :, TINY_BLOCK:], rows[0].k[1])
+    new = torch.randint(0, model.cfg.vocab_size, (3, 4))
+    positions = torch.tensor([[TINY_BLOCK + i for i in range(4)], [T + i for i in range(4)], list(range(4))])
+    with merged.writing():
+        model(new, positions, cache=merged)
+    rows[0].append_row(merged, 0, T + torch.tensor([0, 2]))
+    assert rows[0].length == TINY_BLOCK + 2
+    assert rows[0].positions[0, -2:].tolist() == [TINY_BLOCK, TINY_BLOCK + 2]
+    torch.testing.assert_close(rows[0].k[0][:, :, -1], merged.k[0][0:1, :, T + 2])
 
 
 @pytest.mark.parametrize(

@@ -11,20 +11,13 @@ import torch
 from dlm_core.cache import KVCache
 from dlm_core.model import Transformer
 from dlm_core.tokenizer import DlmTokenizer
-from dlm_core.train import (
-    TrainConfig,
-    _forward_layers,
-    batch_loss,
-    export,
-    held_out_loss,
-    make_batch,
-    tokenize,
-    train,
-    two_stream_mask,
-)
 from training import bpe
+from training.batches import make_batch
 from training.data import Example, normalize, shorten
+from training.objectives import batch_loss, held_out_loss, two_stream_hidden
 from training.templates import exchanges
+from training.tokenized import tokenize
+from training.train import TrainConfig, export, train
 
 TINY = {
     "dim": 32,
@@ -87,17 +80,13 @@ def test_two_stream_matches_cached_inference():
     noisy = clean.clone()
     noisy[0, 6:L:2] = 1  # some "masks" in the noisy copy
     valid = torch.ones(1, L, dtype=torch.bool)
-    seq = torch.cat([clean, noisy[:, s0:]], 1)
-    pos = torch.cat([torch.arange(L), torch.arange(s0, L)])[None]
     with torch.no_grad():
-        hidden = _forward_layers(model, seq, pos, two_stream_mask(valid, s0, block))[:, L:]
-        two_stream = model.lm_head(hidden)
+        two_stream = model.lm_head(two_stream_hidden(model, clean, noisy, valid, s0))
         for b_start in range(s0, L, block):
             b_end = min(L, b_start + block)
             cache = KVCache(model.cfg.n_layers)
-            cache.write = True
-            model(clean[:, :b_start], cache=cache)
-            cache.write = False
+            with cache.writing():
+                model(clean[:, :b_start], cache=cache)
             cached = model(noisy[:, b_start:b_end], cache=cache)
             torch.testing.assert_close(two_stream[:, b_start - s0 : b_end - s0], cached, atol=1e-4, rtol=1e-4)
 
@@ -188,9 +177,9 @@ def test_time_limit_stops_with_a_checkpoint(tiny_data, tmp_path):
 
 
 def test_data_cache_round_trip(tiny_data):
-    from dlm_core.train import _pack, _unpack
+    from training.tokenized import _pack, _unpack
 
     tok, train_split, _, _ = tiny_data
     back = _unpack(_pack(train_split, tok.vocab_size))
     assert back.prompts == train_split.prompts and back.replies == train_split.replies
-    assert back.weights == train_split.weights and back.texts == train_split.texts
+    assert back.sources == train_split.sources and back.texts == train_split.texts

@@ -1,4 +1,5 @@
-"""The browser page, end to end: Debian's Chromium with a fake microphone playing real speech, the real server.
+"""The browser page, end to end: Debian's Chromium with a fake microphone playing real speech, the real
+server.
 
 One browser session per scenario (a fake microphone plays one WAV per browser launch):
 - voice: Start, say a sentence, see the transcript, the streamed reply, hear it (rendered frames) and see the
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.speech import make_conversation_wav, normalize_text
+from testkit.speech import make_conversation_wav, normalize_text
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -85,7 +86,8 @@ def screens_dir(tmp_path_factory) -> Path:
 
 
 class Browser:
-    """One Chromium launch (fake microphone = `wav`, or a denied microphone) and one page, with its console."""
+    """One Chromium launch (fake microphone = `wav`, or a denied microphone) and one page, with its
+    console."""
 
     def __init__(self, playwright, profile: Path, wav: Path | None):
         if wav is not None:
@@ -218,7 +220,7 @@ def test_typed_text_gets_a_reply_and_barge_in_flushes_playback(
     try:
         open_page(b, base_url + "/")
         box = b.page.get_by_role("textbox", name="Type a message instead of speaking")
-        for attempt in range(BARGE_IN_ATTEMPTS):
+        for attempt in range(BARGE_IN_ATTEMPTS):  # noqa: B007 -- reported after the loop
             s = b.stats()
             box.fill(TYPED)
             box.press("Enter")

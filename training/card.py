@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 
+from training.data import REPEATS, SOURCES
 from training.gpu_run import COMMON
+from training.tokenized import DATA_CACHE_FORMAT
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "dlm_core" / "weights"
 
@@ -49,9 +51,9 @@ replies. Reply starts fall at random offsets inside a block, so any prompt lengt
 ## Data (all read offline from PyPI packages, plus text written in this repo)
 | source | license | train rows | held-out rows | oversampled |
 |---|---|---|---|---|
-| `chitchat-dataset` 0.9.0 (BYU-PCCL): casual two-person chats, replies of 3-30 words + up to 2 earlier turns | MIT | {n_chitchat} | {t_chitchat} | x1 |
-| `chatterbot-corpus` 1.3.3, English files: short question/answer pairs | BSD-3-Clause | {n_chatterbot} | {t_chatterbot} | x6 |
-| `training/templates.py` (this repo): everyday assistant exchanges (greetings, thanks, time/date/weather answered honestly, "I can't do that yet", movies, music, food, jokes, ...) | MIT (this project) | {n_templates} | {t_templates} | x16 |
+| `chitchat-dataset` 0.9.0 (BYU-PCCL): casual two-person chats, replies of 3-30 words + up to 2 earlier turns | MIT | {n_chitchat} | {t_chitchat} | x{x_chitchat} |
+| `chatterbot-corpus` 1.3.3, English files: short question/answer pairs | BSD-3-Clause | {n_chatterbot} | {t_chatterbot} | x{x_chatterbot} |
+| `training/templates.py` (this repo): everyday assistant exchanges (greetings, thanks, time/date/weather answered honestly, "I can't do that yet", movies, music, food, jokes, ...) | MIT (this project) | {n_templates} | {t_templates} | x{x_templates} |
 
 Turns are normalised to speakable text (no links, no non-ASCII, texting slang expanded, shouting
 lower-cased, replies cut to whole sentences of at most 30 words); chitchat replies under 3 words
@@ -78,7 +80,7 @@ still falling at every evaluation; the shipped weights are its best evaluation, 
 Exactly these weights (the batches and noise are drawn on the CPU from the seed; GPU kernels may differ
 in the last bits):
 
-    python -m dlm_core.train {common} --device cuda --out runs/g_default --objective diffusion --steps 9719 --eval-every 607 --stop-at {steps} --export dlm_core/weights/default
+    python -m training.train {common} --device cuda --out runs/g_default --objective diffusion --steps 9719 --eval-every 607 --stop-at {steps} --export dlm_core/weights/default
 
 ## Held-out scores (nats per reply token, reply + `<|eot_id|>`, all {rows} held-out rows)
 | model | params | held-out | measured as |
@@ -123,7 +125,7 @@ Speed on this 2-core CPU (2 threads), 32-token canvas, over these 22 prompts: di
 - The chitchat data is student texting: opinions and personal claims ("I am a freshman") can surface.
 - Trained on prompts of at most {max_prompt} tokens with little multi-turn context; the server keeps
   longer conversations (up to the context minus the reply budget), which the model has not seen.
-"""
+"""  # noqa: E501 - markdown: table rows and commands are one line each
 
 TWIN = """# dlm_voice AR twin
 
@@ -139,10 +141,10 @@ Compute: it ran beside the diffusion run on one H100 for the same {minutes:.1f} 
 per step, reached step {twin_steps}; its held-out loss was best at step {twin_best}, which is what ships
 (it overfits after that: {twin_last:.2f} at the end).
 
-    python -m dlm_core.train {common} --device cuda --out runs/g_twin --objective ar --tokenizer-dir runs/g_default/tokenizer --steps 9719 --eval-every 607 --stop-at {twin_steps} --export dlm_core/weights/twin
+    python -m training.train {common} --device cuda --out runs/g_twin --objective ar --tokenizer-dir runs/g_default/tokenizer --steps 9719 --eval-every 607 --stop-at {twin_steps} --export dlm_core/weights/twin
 
 See `../default/README.md` for data, licenses and sample replies of both models.
-"""
+"""  # noqa: E501 - markdown: table rows and commands are one line each
 
 
 def run_facts(run: Path, epoch_rows: int) -> dict:
@@ -175,11 +177,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     ev = json.loads(Path(args.eval).read_text())
     data = torch.load(Path(args.default) / "data.pt", weights_only=False)
-    weights = {1: "chitchat", 6: "chatterbot", 16: "templates"}
-    counts = {}
+    if data["key"]["format"] != DATA_CACHE_FORMAT:
+        parser.error(
+            f"{args.default}/data.pt is from an older format: run python -m training.gpu_run --prepare"
+        )
+    counts = {f"x_{source}": repeats for source, repeats in REPEATS.items()}
     for split, prefix in (("train", "n_"), ("test", "t_")):
-        for w in data[split]["weights"]:
-            counts[prefix + weights[w]] = counts.get(prefix + weights[w], 0) + 1
+        for source in SOURCES:
+            counts[prefix + source] = data[split]["sources"].count(source)
     rows = ["| prompt | diffusion (default) | AR twin |", "|---|---|---|"]
     for r in ev["replies"]:
         cells = [r["prompt"], r.get("diffusion") or "(empty)", r.get("ar") or "(empty)"]
@@ -198,7 +203,7 @@ def main(argv=None) -> int:
         "a_total": tm["ar"]["median_total_ms"],
         **counts,
     }
-    epoch_rows = sum(data["train"]["weights"])  # rows per epoch with the per-source oversampling
+    epoch_rows = sum(REPEATS[s] for s in data["train"]["sources"])  # rows per epoch, oversampled
     twin = run_facts(Path(args.twin), epoch_rows)
     common |= {
         "twin_best": twin["best_step"],

@@ -21,6 +21,11 @@ from pathlib import Path
 
 from training import templates
 
+# The sources, by name, and how many times each row of a source appears per training epoch: the
+# small assistant-style sources are oversampled to weigh against the much larger casual chitchat.
+CHITCHAT, CHATTERBOT, TEMPLATES = "chitchat", "chatterbot", "templates"
+REPEATS = {CHITCHAT: 1, CHATTERBOT: 6, TEMPLATES: 16}
+SOURCES = tuple(REPEATS)
 MAX_REPLY_WORDS = 30  # a spoken reply stays short
 MIN_CHAT_REPLY_WORDS = 3  # chitchat: "Yeah." / "Oh." teach an assistant to say nothing
 MAX_TURN_WORDS = 40  # earlier turns in the prompt
@@ -62,7 +67,7 @@ _NOISE = re.compile(r"\b(lol|lmao|lmfao|rofl|haha+|hahaha+|hehe+|xd|omg)\b[.!]*"
 class Example:
     messages: tuple[tuple[str, str], ...]  # (role, content) turns before the reply
     reply: str  # the assistant's reply text
-    source: str  # "chitchat" | "chatterbot" | "templates"
+    source: str  # one of SOURCES
     group: str  # split key: examples sharing it land in the same split
 
     def chat(self) -> list[dict]:
@@ -137,7 +142,7 @@ def chitchat_examples() -> list[Example]:
                 if turns[j] is None:
                     break
                 history.append(("user" if (i - 1 - j) % 2 == 0 else "assistant", turns[j]))
-            out.append(Example(tuple(reversed(history)), reply, "chitchat", f"chitchat:{conv_id}"))
+            out.append(Example(tuple(reversed(history)), reply, CHITCHAT, f"{CHITCHAT}:{conv_id}"))
     return out
 
 
@@ -153,17 +158,17 @@ def chatterbot_examples() -> list[Example]:
                 prompt, reply = turns[i - 1], turns[i] and shorten(turns[i], MAX_REPLY_WORDS)
                 if prompt and reply and _words(prompt) <= MAX_TURN_WORDS:
                     out.append(
-                        Example((("user", prompt),), reply, "chatterbot", f"chatterbot:{path.stem}:{n}")
+                        Example((("user", prompt),), reply, CHATTERBOT, f"{CHATTERBOT}:{path.stem}:{n}")
                     )
     return out
 
 
 def template_examples(seed: int) -> list[Example]:
     seen, out = set(), []
-    for topic, user, reply in templates.exchanges(random.Random(seed)):
+    for _topic, user, reply in templates.exchanges(random.Random(seed)):
         if (user, reply) not in seen:
             seen.add((user, reply))
-            out.append(Example((("user", user),), reply, "templates", f"templates:{user}"))
+            out.append(Example((("user", user),), reply, TEMPLATES, f"{TEMPLATES}:{user}"))
     return out
 
 

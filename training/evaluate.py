@@ -1,9 +1,9 @@
 """Held-out scores and sample replies for the shipped diffusion model and its AR twin.
 
-    python -m training.evaluate --diffusion-run runs/g_default --ar-run runs/g_twin --out runs/g_eval --rows 2000
+    python -m training.evaluate --diffusion-run runs/g_default --ar-run runs/g_twin --rows 2000
 
 Held-out loss: nats per reply token (reply + end-of-turn) on the held-out split, the diffusion ELBO
-bound (`dlm_core.train.held_out_loss`) against the AR model's exact NLL. Replies: the diffusion model
+bound (`training.objectives.held_out_loss`) against the AR model's exact NLL. Replies: the diffusion model
 through `dlm_core.sampler.generate` (the "balanced" preset), the twin by greedy next-token decoding
 with a KV cache (both with the preset's repetition penalty); both time their first committed text
 and the whole reply.
@@ -21,7 +21,10 @@ import torch
 from dlm_core.model import Transformer
 from dlm_core.sampler import SamplerConfig, generate, generate_autoregressive
 from dlm_core.tokenizer import DlmTokenizer
-from dlm_core.train import TrainConfig, held_out_loss, prepare_data
+from training.data import CHATTERBOT, CHITCHAT, TEMPLATES
+from training.objectives import held_out_loss
+from training.tokenized import prepare_data
+from training.train import TrainConfig
 
 MAX_NEW_TOKENS = 32
 EVERYDAY = ["Hi! How is your day going?", "Can you recommend a good movie for tonight?"]
@@ -39,20 +42,19 @@ def load_run(run: str | Path) -> tuple[Transformer, DlmTokenizer, TrainConfig]:
     return model.eval(), tok, cfg
 
 
-SOURCE_SHARE = {1: 10, 6: 5, 16: 5}  # sample prompts per source (by its oversampling weight):
-#                                        chitchat, chatterbot, templates
+SAMPLE_PROMPTS = {CHITCHAT: 10, CHATTERBOT: 5, TEMPLATES: 5}  # held-out sample prompts per source
 
 
 def held_out_prompts(test) -> list[list[dict]]:
     """Distinct held-out single-turn prompts, spread evenly within each source (a template prompt
     can appear with several replies, so prompts are deduplicated first)."""
     out = []
-    for weight, n in SOURCE_SHARE.items():
+    for source, n in SAMPLE_PROMPTS.items():
         singles = list(
             {
                 m[0]["content"]: m
-                for (m, _), w in zip(test.texts, test.weights)
-                if len(m) == 1 and w == weight
+                for (m, _), s in zip(test.texts, test.sources)
+                if len(m) == 1 and s == source
             }.values()
         )
         step = max(1, len(singles) // n)
@@ -106,12 +108,33 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = {"diffusion": args.diffusion_run, "ar": args.ar_run}
     result = {"held_out": {}, "replies": [], "timing": {}}
     if args.replies_only:
         if not (out / "eval.json").is_file():
             parser.error(f"--replies-only needs an earlier {out / 'eval.json'}")
         result["held_out"] = json.loads((out / "eval.json").read_text())["held_out"]
+    models, prompts = score_runs({"diffusion": args.diffusion_run, "ar": args.ar_run}, args, result)
+    result["replies"] = sample_replies(models, prompts)
+    for name in models:
+        firsts = sorted(r[name + "_ms"][0] for r in result["replies"])
+        totals = sorted(r[name + "_ms"][1] for r in result["replies"])
+        result["timing"][name] = {
+            "median_first_ms": firsts[len(firsts) // 2],
+            "median_total_ms": totals[len(totals) // 2],
+        }
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["| prompt | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    for r in result["replies"]:
+        cells = [r["prompt"]] + [r[n] or "(empty)" for n in models]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    (out / "replies.md").write_text("\n".join(lines) + "\n")
+    print(json.dumps({"held_out": result["held_out"], "timing": result["timing"]}, indent=2))
+    return 0
+
+
+def score_runs(runs: dict[str, str | None], args, result: dict) -> tuple[dict, list[list[dict]]]:
+    """Load each run, score its held-out split into result["held_out"] (unless --replies-only).
+    Returns ({name: (model, tokenizer)}, the sample prompts: everyday ones, then held-out ones)."""
     prompts = None
     models = {}
     for name, run in runs.items():
@@ -128,6 +151,12 @@ def main(argv=None) -> int:
         print(name, result["held_out"][name], flush=True)
         prompts = prompts or [[{"role": "user", "content": p}] for p in EVERYDAY] + held_out_prompts(test)
         models[name] = (model, tok)
+    return models, prompts
+
+
+def sample_replies(models: dict, prompts: list[list[dict]]) -> list[dict]:
+    """Each model's reply to each prompt, with [ms to first text, ms in all, forward passes]."""
+    replies = []
     for messages in prompts:
         row = {"prompt": messages[-1]["content"]}
         for name, (model, tok) in models.items():
@@ -137,22 +166,8 @@ def main(argv=None) -> int:
             row[name] = text
             row[name + "_ms"] = [round(first * 1000), round(total * 1000), nfe]
         print(row, flush=True)
-        result["replies"].append(row)
-    for name in models:
-        firsts = sorted(r[name + "_ms"][0] for r in result["replies"])
-        totals = sorted(r[name + "_ms"][1] for r in result["replies"])
-        result["timing"][name] = {
-            "median_first_ms": firsts[len(firsts) // 2],
-            "median_total_ms": totals[len(totals) // 2],
-        }
-    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["| prompt | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
-    for r in result["replies"]:
-        cells = [r["prompt"]] + [r[n] or "(empty)" for n in models]
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    (out / "replies.md").write_text("\n".join(lines) + "\n")
-    print(json.dumps({"held_out": result["held_out"], "timing": result["timing"]}, indent=2))
-    return 0
+        replies.append(row)
+    return replies
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ step count comes from a short probe of both objectives running at once, so that 
 limit of 1.15 x the budget stops both runs (checkpointed) if the probe was optimistic, as it was for
 the shipped run. Each run keeps its best held-out weights. The results come back as slim checkpoints
 (config, history, best weights in bf16, split into parts small enough for the transfer), which
-`--join` turns into runs that `training.evaluate`, `training.card` and `dlm_core.train.export` read.
+`--join` turns into runs that `training.evaluate`, `training.card` and `training.train.export` read.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def objective_args(name: str, out: str, tok_dir: str) -> list[str]:
 
 def prepare() -> None:
     """Tokenizer and tokenized splits for both runs (here, where the data packages are installed)."""
-    from dlm_core.train import TrainConfig, prepare_data
+    from training.tokenized import prepare_data
+    from training.train import TrainConfig
 
     args = dict(zip(COMMON[::2], COMMON[1::2]))
     prepare_data(TrainConfig(out=RUNS["default"], max_prompt=int(args["--max-prompt"])))
@@ -87,7 +88,7 @@ def launch(
     cmd = [
         sys.executable,
         "-m",
-        "dlm_core.train",
+        "training.train",
         *COMMON,
         "--device",
         device,

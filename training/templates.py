@@ -359,7 +359,8 @@ TOPICS: dict[str, tuple[list[str], list[str]]] = {
             "What's the stock market doing?",
         ],
         [
-            "I can't follow the news, because I'm not connected to the internet. A news site will be up to date.",
+            "I can't follow the news, because I'm not connected to the internet. "
+            "A news site will be up to date.",
             "I don't have live news, sorry. I can chat about something else though.",
             "I have no way to check that right now, sorry.",
         ],

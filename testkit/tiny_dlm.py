@@ -164,7 +164,8 @@ def train_tiny(
     autoregressive: bool = False,
     pairs=None,
 ) -> tuple[Transformer, DlmTokenizer, float]:
-    """Train a tiny model to memorise `pairs` (default PAIRS). Returns (model in eval mode, tokenizer, seconds)."""
+    """Train a tiny model to memorise `pairs` (default PAIRS).
+    Returns (model in eval mode, tokenizer, seconds)."""
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
     sp = tokenizer.special
@@ -220,5 +221,7 @@ def trained_checkpoint_dir(attention: str = "block_causal") -> Path:
 
     model, _ = trained_model(attention)
     out = _tmpdir("dlm_ckpt_") / "tiny"
-    save_checkpoint(model, tiny_tokenizer_dir(), out, card="Tiny test model: memorises dlm_fixtures.PAIRS.")
+    save_checkpoint(
+        model, tiny_tokenizer_dir(), out, card="Tiny test model: memorises testkit.tiny_dlm.PAIRS."
+    )
     return out

@@ -1,7 +1,7 @@
 """Real speech made offline, for every test that needs audio, and transcript comparison.
 
-    from tests.speech import make_speech, make_conversation_wav, normalize_text, word_error_rate
-    from tests.speech import load_transcriber, load_synthesizer      # bundled models, loaded once per process
+    from testkit.speech import make_speech, make_conversation_wav, normalize_text, word_error_rate
+    from testkit.speech import load_transcriber, load_synthesizer  # bundled models, loaded once per process
     wav = make_speech("turn on the kitchen lights", voice="piper", rate=16000)   # -> Path (cached)
     conv = make_conversation_wav(["hello there", 1.0, "what time is it"], rate=16000)
     conv.path, conv.segments[0].start_ms, conv.segments[0].end_ms              # true speech boundaries
@@ -61,7 +61,8 @@ def load_transcriber():
 
 
 def require_espeak() -> None:
-    """Skip the calling test when espeak-ng is missing, unless CI demands system parts (DLM_REQUIRE_SYSTEM=1)."""
+    """Skip the calling test when espeak-ng is missing, unless CI demands system parts
+    (DLM_REQUIRE_SYSTEM=1)."""
     if shutil.which("espeak-ng") is None:
         import pytest
 

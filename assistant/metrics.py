@@ -1,0 +1,52 @@
+"""Latency of turns: one turn's clock marks, and the recent turns a server reports at /metrics."""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+STAGES = ("voice_to_voice", "first_audio", "first_text", "asr", "endpointing")  # summarised at /metrics
+
+
+@dataclass
+class TurnClock:
+    """perf_counter marks of one turn. Durations in ms; voice_to_voice is end of user speech (the VAD's
+    speech end, mapped to the wall time that audio arrived) to the first reply audio sent."""
+
+    speech_end: float | None = None  # user stopped talking (VAD end position), or a manual commit
+    stop_decided: float | None = None  # endpointing decided the turn is over
+    transcript: float | None = None  # the transcript was ready
+    response_start: float | None = None
+    first_text: float | None = None
+    first_audio: float | None = None
+
+    def latency_ms(self) -> dict:
+        def span(a, b):
+            return None if a is None or b is None else round((b - a) * 1000.0, 1)
+
+        return {
+            "endpointing": span(self.speech_end, self.stop_decided),
+            "asr": span(self.stop_decided, self.transcript),
+            "first_text": span(self.response_start, self.first_text),
+            "first_audio": span(self.response_start, self.first_audio),
+            "voice_to_voice": span(self.speech_end, self.first_audio),
+        }
+
+
+class Metrics:
+    """Recent turns' latency figures, for /metrics."""
+
+    def __init__(self, keep: int):
+        self.turns: deque[dict] = deque(maxlen=keep)
+
+    def add(self, turn: dict) -> None:
+        self.turns.append(turn)
+
+    def summary(self) -> dict:
+        out = {"turns": len(self.turns)}
+        for key in STAGES:
+            vals = [t["latency_ms"][key] for t in self.turns if t["latency_ms"].get(key) is not None]
+            if vals:
+                out[key] = {"median": round(statistics.median(vals), 1), "min": min(vals), "max": max(vals)}
+        return out

@@ -1,0 +1,266 @@
+"""One conversation as a streaming pipeline: input audio -> endpointing -> history -> reply -> frames.
+
+    engines = Engines.load(ModelsConfig())              # once per process; shared by all sessions
+    session = Session(engines, SessionConfig())
+    await session.push_audio(x, rate)                    # server VAD: turns end, replies start by themselves
+    frame = await session.next_frame()                   # frames.py: what the transport sends or plays
+
+Stages, joined by bounded asyncio queues:
+
+    push_audio -> Listener (VAD + speculative Whisper) -> user transcript -> Conversation
+        -> ReplyStream: DlmEngine.reply -> sentence chunker -> piper -> paced audio -> [out queue]
+
+Barge-in: user speech during a reply advances the turn id first (every queued reply frame is stale from
+that moment and `next_frame` skips it), then cancels the reply task, which closes the LM and TTS
+iterators. The history keeps the part of the reply that was played (`SpokenReply`), and a later
+`truncate()` from the client (which knows what it played) corrects it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from assistant import frames as F
+from assistant.bridge import blocking
+from assistant.config import SessionConfig
+from assistant.conversation import Conversation, Item
+from assistant.engines import Engines
+from assistant.listener import Listener
+from assistant.metrics import TurnClock
+from assistant.reply import Reply, ReplyStream
+from assistant.turns import Turns, new_id
+from audio.asr import Turn
+from audio.vad import SpeechStarted, SpeechStopped
+
+OUT_QUEUE_FRAMES = 512  # frames waiting for the transport
+
+
+class Session:
+    """One conversation: its settings, history, listener and at most one reply at a time."""
+
+    def __init__(
+        self,
+        engines: Engines,
+        cfg: SessionConfig | None = None,
+        session_id: str | None = None,
+        on_turn: Callable[[dict], None] | None = None,
+    ):
+        self.engines = engines
+        self.cfg = cfg or SessionConfig()
+        self.id = session_id or new_id("sess")
+        self.on_turn = on_turn  # called with each finished turn's metrics (the server's /metrics)
+        self.turns = Turns()
+        self.conversation = Conversation()
+        self.reply: Reply | None = None
+        self._out: asyncio.Queue[F.Frame] = asyncio.Queue(OUT_QUEUE_FRAMES)
+        self._listener = Listener(engines.asr, self._on_endpoint, self.error)
+        self._listener.configure(self.cfg.turn_detection)
+        self._user_item: str | None = None  # the user item the current speech will become
+        self._clock: TurnClock | None = None  # the turn being heard, until its reply starts
+        self._closed = False
+
+    # -- settings and output ---------------------------------------------------------------------------
+    def update(self, cfg: SessionConfig) -> None:
+        vad_changed = cfg.turn_detection != self.cfg.turn_detection
+        self.cfg = cfg
+        if vad_changed:
+            self._listener.configure(cfg.turn_detection)
+
+    async def emit(self, frame: F.Frame) -> None:
+        # After close() nobody reads the queue: dropping keeps a full queue from blocking the shutdown.
+        if not self._closed and not self.turns.is_stale(frame):
+            await self._out.put(frame)
+
+    async def next_frame(self) -> F.Frame:
+        """The next frame for the transport; frames of an interrupted reply are skipped here, once."""
+        while True:
+            frame = await self._out.get()
+            if not self.turns.is_stale(frame):
+                return frame
+
+    def pending_frame(self) -> F.Frame | None:
+        """A frame that is ready now, or None (the non-blocking `next_frame`)."""
+        while not self._out.empty():
+            frame = self._out.get_nowait()
+            if not self.turns.is_stale(frame):
+                return frame
+        return None
+
+    async def error(self, code: str, message: str, param: str | None = None, event_id: str | None = None):
+        await self.emit(F.ErrorFrame(self.turns.current, code, message, param, event_id))
+
+    # -- the user's side -------------------------------------------------------------------------------
+    async def push_audio(self, x: np.ndarray, rate: int) -> None:
+        """x: float32 [n] mono at `rate`. Server VAD: turns end and replies start by themselves."""
+        await self._listener.push(x, rate)
+
+    async def commit(self) -> None:
+        """Manual turn end (input_audio_buffer.commit): the buffered audio becomes a user item."""
+        if self._listener.server_vad:
+            await self._listener.flush()  # ends the current turn now
+            return
+        audio = self._listener.take_buffer()
+        if audio.size == 0:
+            await self.error("input_audio_buffer_commit_empty", "the input audio buffer is empty")
+            return
+        clock = TurnClock(speech_end=time.perf_counter())
+        clock.stop_decided = clock.speech_end
+        item = new_id("item")
+        await self.emit(F.AudioCommitted(self.turns.current, item, self.conversation.last_id()))
+        tr = await blocking(self.engines.asr.transcribe, audio)
+        clock.transcript = time.perf_counter()
+        self._clock = clock  # the next response.create continues this turn's clock
+        await self._user_said(item, tr.text, clock, auto_reply=False)
+
+    async def clear_audio(self) -> None:
+        await self._listener.clear()
+        self._user_item = None
+
+    async def add_text(self, text: str, role: str = "user") -> str:
+        item = new_id("item")
+        await self.emit(F.UserText(self.turns.current, item, self.conversation.last_id(), text))
+        self.conversation.add(Item(item, role, text))
+        return item
+
+    async def _on_endpoint(self, ev) -> None:
+        if isinstance(ev, SpeechStarted):
+            await self._speech_started(ev)
+        elif isinstance(ev, SpeechStopped):
+            await self._speech_stopped(ev)
+        elif isinstance(ev, Turn):
+            clock = self._clock or TurnClock()
+            clock.transcript = time.perf_counter()
+            item, self._user_item, self._clock = self._user_item or new_id("item"), None, None
+            await self._user_said(item, ev.text, clock, auto_reply=self.cfg.create_response)
+
+    async def _speech_started(self, ev: SpeechStarted) -> None:
+        self._user_item = new_id("item")
+        stopped = self._stop_reply() if self.cfg.interrupt_response else None  # barge-in
+        await self.emit(F.UserSpeechStarted(self.turns.current, self._user_item, ev.padded_start_ms))
+        if stopped is not None:
+            await self._report_stop(stopped, "turn_detected")
+        elif self.cfg.interrupt_response:
+            self.conversation.cut_last_reply()
+
+    async def _speech_stopped(self, ev: SpeechStopped) -> None:
+        item = self._user_item = self._user_item or new_id("item")
+        # The VAD decided at stream position confirmed_ms; feed() returns later, once Whisper is done.
+        wall = self._listener.wall_at
+        self._clock = TurnClock(speech_end=wall(ev.audio_end_ms), stop_decided=wall(ev.confirmed_ms))
+        await self.emit(F.UserSpeechStopped(self.turns.current, item, ev.audio_end_ms))
+        await self.emit(F.AudioCommitted(self.turns.current, item, self.conversation.last_id()))
+
+    async def _user_said(self, item: str, text: str, clock: TurnClock, auto_reply: bool) -> None:
+        text = text.strip()
+        await self.emit(F.UserTranscript(self.turns.current, item, text))
+        self.conversation.add(Item(item, "user", text))
+        if text and auto_reply and self.reply is None:
+            await self.create_response(clock)
+
+    # -- replies ---------------------------------------------------------------------------------------
+    async def create_response(
+        self,
+        clock: TurnClock | None = None,
+        modalities: tuple[str, ...] | None = None,
+        overrides: dict | None = None,
+    ) -> Reply | None:
+        """Start a reply to the conversation so far. `overrides`: SessionConfig fields for this reply only."""
+        if self.reply is not None:
+            await self.error("conversation_already_has_active_response", "a response is already in progress")
+            return None
+        clock = clock or self._clock or TurnClock()
+        self._clock = None
+        clock.response_start = time.perf_counter()
+        turn = self.turns.advance()
+        cfg = self.cfg.replace(**(overrides or {}))
+        reply = Reply(new_id("resp"), new_id("item"), turn, clock, modalities or cfg.output_modalities, cfg)
+        self.reply = reply
+        await self.emit(F.ResponseStarted(turn, reply.response_id, reply.item_id, reply.modalities))
+        reply.task = asyncio.create_task(self._respond(reply))
+        return reply
+
+    async def cancel(self, reason: str = "client_cancelled") -> bool:
+        """Stop the current reply now (barge-in or response.cancel). False if none was running."""
+        reply = self._stop_reply()
+        if reply is None:
+            return False
+        await self._report_stop(reply, reason)
+        return True
+
+    def _stop_reply(self) -> Reply | None:
+        """The synchronous half of a cancel: from its return on, no frame of the reply reaches the client."""
+        reply = self.reply
+        if reply is None:
+            return None
+        self.turns.advance()
+        self.reply = None
+        reply.task.cancel()  # closes the LM and TTS iterators between two steps
+        return reply
+
+    async def _report_stop(self, reply: Reply, reason: str) -> None:
+        played = reply.spoken.played_ms() if "audio" in reply.modalities else None
+        text = reply.text.strip() if played is None else reply.spoken.text_until(played)
+        await self.emit(F.Interrupted(self.turns.current, reply.response_id, reply.item_id, played or 0.0))
+        await self._finish(reply, "cancelled", text, reason)
+
+    async def _respond(self, reply: Reply) -> None:
+        messages = self.conversation.messages(reply.cfg.instructions)
+        try:
+            await ReplyStream(reply, self.engines, self.emit, self.turns).run(messages, self.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- reported as a failed response, the session lives on
+            if self.reply is reply:
+                self.reply = None
+                self.turns.advance()
+                await self.error("response_failed", f"{type(exc).__name__}: {exc}")
+                await self._finish(reply, "failed", reply.text, str(exc))
+            return
+        if self.reply is reply:
+            self.reply = None
+            await self._finish(reply, "completed", reply.text.strip(), None)
+
+    async def _finish(self, reply: Reply, status: str, text: str, reason: str | None) -> None:
+        self.conversation.add(Item(reply.item_id, "assistant", text, reply.spoken))
+        if self.engines.lm is not None:
+            self.conversation.trim(self.engines.lm, self.cfg.instructions, self.cfg.max_output_tokens)
+        metrics = reply.clock.latency_ms()
+        done = F.ResponseDone(
+            self.turns.current,
+            reply.response_id,
+            reply.item_id,
+            status,
+            text,
+            reply.modalities,
+            reason,
+            reply.spoken.audio_ms,
+            metrics,
+        )
+        await self.emit(done)
+        if self.on_turn is not None:
+            turn = {"session_id": self.id, "response_id": reply.response_id, "item_id": reply.item_id}
+            self.on_turn({**turn, "status": status, "latency_ms": metrics})
+
+    # -- conversation edits from the client ------------------------------------------------------------
+    def truncate(self, item_id: str, audio_end_ms: float) -> str:
+        """The client played only `audio_end_ms` of an assistant item: keep that much of its text."""
+        return self.conversation.truncate(item_id, audio_end_ms)
+
+    def delete_item(self, item_id: str) -> None:
+        self.conversation.delete(item_id)
+
+    def messages(self, cfg: SessionConfig | None = None) -> list[dict]:
+        """The chat the LM would answer now."""
+        return self.conversation.messages((cfg or self.cfg).instructions)
+
+    # -- lifetime --------------------------------------------------------------------------------------
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.cancel("session_closed")
+        await self._listener.close()
