@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 import time
 
@@ -72,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="key clients must send (Authorization: Bearer KEY); required beyond loopback (env DLM_API_KEY)",
+    )
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve beyond loopback without a key (anyone may use it)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a web origin (https://host[:port]) whose pages may use the API, besides our page (repeatable)",
+    )
 
     p = sub.add_parser("mic", parents=[common], help="talk through the local microphone and speakers")
     p.add_argument("--input-device", help="input device index or name substring (see --list-devices)")
@@ -131,19 +148,28 @@ def cmd_serve(args) -> int:
     models = _models(args)
     with flag_values():
         cfg = ServerConfig(
-            host=args.host or DEFAULT_HOST, port=DEFAULT_PORT if args.port is None else args.port
+            host=args.host or DEFAULT_HOST,
+            port=DEFAULT_PORT if args.port is None else args.port,
+            insecure_no_auth=args.insecure_no_auth,
+            allow_origins=tuple(args.allow_origin or ()),
+            **({"api_key": args.api_key} if args.api_key else {}),
         )
     engines = Engines.load(models)
 
     async def main():
         server = await AssistantServer(engines, cfg, _session_cfg(models, args)).start()
+        key_hint = "#key=YOUR_KEY" if cfg.needs_key else ""
         print(
-            f"serving on {server.url}  (Realtime API: ws://{cfg.host}:{server.port}/v1/realtime)", flush=True
+            f"serving on {server.url}{key_hint}  (Realtime API: ws://{cfg.host}:{server.port}/v1/realtime)",
+            flush=True,
         )
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a service manager stops us with SIGTERM
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         try:
-            await asyncio.Future()
+            await stop.wait()
         finally:
-            await server.stop()
+            await server.stop()  # closes every session with 1001 (going away)
 
     try:
         asyncio.run(main())

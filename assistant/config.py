@@ -6,6 +6,7 @@ field becomes a message the user can act on.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 
@@ -21,6 +22,9 @@ MODALITIES = ("audio", "text")
 MAX_REPLY_TOKENS = 128  # a spoken reply longer than this is a monologue
 ENV_PRESET = "DLM_PRESET"
 DEFAULT_AUDIO_LEAD_MS = 500.0  # playback buffer the client keeps; covers network jitter on a LAN
+ENV_API_KEY = "DLM_API_KEY"
+MIN_API_KEY_CHARS = 16  # a key short enough to guess is no key
+DEFAULT_IDLE_TIMEOUT_S = 600.0  # a client that sends nothing for 10 minutes has gone away
 
 
 @dataclass
@@ -41,20 +45,61 @@ class ModelsConfig:
 
 @dataclass
 class ServerConfig:
-    """The HTTP + websocket server."""
+    """The HTTP + websocket server, and who may use it.
+
+    Bound to loopback (the default) it serves anyone on this machine without a key; bound elsewhere it
+    needs an API key unless the user explicitly passes insecure_no_auth. Browsers are told apart by their
+    Origin header: only the server's own page and the origins listed in allow_origins may open the
+    Realtime websocket, so a page on another site cannot drive the assistant."""
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT  # 0: pick a free port
     max_sessions: int = 8  # websocket sessions served at once; more are refused with an error event
+    max_sessions_per_client: int = 4  # sessions one client address may hold at once
     metrics_turns: int = 200  # recent turns kept for /metrics
+    api_key: str | None = field(default_factory=lambda: os.environ.get(ENV_API_KEY) or None)
+    insecure_no_auth: bool = False  # serve beyond loopback without a key (the user said so)
+    allow_origins: tuple[str, ...] = ()  # browser origins besides the server's own page, e.g. "https://x.y"
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # a client silent this long is disconnected
 
     def __post_init__(self):
         if not (0 <= self.port <= 65535):
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions must be >= 1, got {self.max_sessions}")
+        if not 1 <= self.max_sessions_per_client <= self.max_sessions:
+            raise ValueError(
+                f"max_sessions_per_client must be in [1, max_sessions], got {self.max_sessions_per_client}"
+            )
         if self.metrics_turns < 1:
             raise ValueError(f"metrics_turns must be >= 1, got {self.metrics_turns}")
+        if self.idle_timeout_s <= 0:
+            raise ValueError(f"idle_timeout_s must be > 0, got {self.idle_timeout_s}")
+        if self.api_key is not None and len(self.api_key) < MIN_API_KEY_CHARS:
+            raise ValueError(f"the API key must have at least {MIN_API_KEY_CHARS} characters")
+        self.allow_origins = tuple(o.rstrip("/") for o in self.allow_origins)
+        for origin in self.allow_origins:
+            if "://" not in origin:
+                raise ValueError(f"an allowed origin looks like https://host[:port], got {origin!r}")
+        if not is_loopback(self.host) and self.api_key is None and not self.insecure_no_auth:
+            raise ValueError(
+                f"serving on {self.host} (beyond this machine) needs an API key: pass --api-key or set "
+                f"{ENV_API_KEY}, or pass --insecure-no-auth to let anyone on the network in"
+            )
+
+    @property
+    def needs_key(self) -> bool:
+        return self.api_key is not None
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve beyond this machine
 
 
 @dataclass

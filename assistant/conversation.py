@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from assistant.turns import SpokenReply
 
 TRUNCATE_SLACK_MS = 100.0  # a client's played position may overshoot the audio by its rounding
+# Items kept at most, oldest dropped first: far more than any context holds (trimming to the context
+# happens after each reply; this bounds a client that adds messages without asking for replies).
+MAX_ITEMS = 512
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Conversation:
 
     def add(self, item: Item) -> Item:
         self.items.append(item)
+        del self.items[:-MAX_ITEMS]
         return item
 
     def find(self, item_id: str) -> Item | None:

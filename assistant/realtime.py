@@ -22,10 +22,12 @@ import json
 import logging
 from typing import ClassVar
 
+from websockets.exceptions import ConnectionClosed
+
 from assistant import frames as F
-from assistant.config import SessionConfig
+from assistant.config import DEFAULT_IDLE_TIMEOUT_S, SessionConfig
 from assistant.engines import Engines
-from assistant.realtime_events import frame_to_events
+from assistant.realtime_events import error_event, frame_to_events
 from assistant.realtime_schema import (
     CONTENT_INDEX,
     ProtocolError,
@@ -42,14 +44,23 @@ from assistant.turns import new_id
 from audio import pcm
 
 log = logging.getLogger(__name__)
+CLOSE_NORMAL = 1000
 
 
 class RealtimeConnection:
     """One websocket client: a receiver task (client events -> session) and a sender task (frames -> JSON)."""
 
-    def __init__(self, ws, engines: Engines, cfg: SessionConfig | None = None, on_turn=None):
+    def __init__(
+        self,
+        ws,
+        engines: Engines,
+        cfg: SessionConfig | None = None,
+        on_turn=None,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    ):
         self.ws = ws
         self.session = Session(engines, cfg or SessionConfig(), on_turn=on_turn)
+        self.idle_timeout_s = idle_timeout_s
 
     async def run(self) -> None:
         s = self.session
@@ -72,7 +83,14 @@ class RealtimeConnection:
                 await self.ws.send(json.dumps({"event_id": new_id("event"), **ev}))
 
     async def _receive(self) -> None:
-        async for message in self.ws:
+        while True:
+            try:
+                message = await asyncio.wait_for(self.ws.recv(), self.idle_timeout_s)
+            except asyncio.TimeoutError:
+                await self._close_idle()
+                return
+            except ConnectionClosed:
+                return
             event_id = None
             try:
                 ev = parse_message(message)
@@ -83,6 +101,13 @@ class RealtimeConnection:
             except Exception as e:  # a bug must not take the connection down
                 log.exception("client event failed")
                 await self.session.error("server_error", f"{type(e).__name__}: {e}", None, event_id)
+
+    async def _close_idle(self) -> None:
+        """The client sent nothing for idle_timeout_s: say so, then close (its session ends with it)."""
+        seconds = round(self.idle_timeout_s)
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(json.dumps(error_event("idle_timeout", f"no client event for {seconds} s")))
+            await self.ws.close(CLOSE_NORMAL, "idle timeout")
 
     async def handle(self, ev: dict) -> None:
         kind = ev.get("type")
@@ -114,7 +139,10 @@ class RealtimeConnection:
 
     async def _item_create(self, ev, s: Session) -> None:
         text, role = parse_item(ev)
-        await s.add_text(text, role)
+        try:
+            await s.add_text(text, role)
+        except ValueError as e:
+            raise ProtocolError(str(e), "item.content", "input_too_long") from e
 
     async def _truncate(self, ev, s: Session) -> None:
         item_id, ms = parse_truncate(ev)

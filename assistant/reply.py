@@ -11,6 +11,7 @@ advances the session's turn, `emit` drops them and the speaker stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,29 +59,30 @@ class ReplyStream:
         try:
             while (c := await lm.next()) is not END:
                 if c.text:
-                    await self._text(c.text, chunker, pieces)
+                    await self._text(c.text, chunker, pieces, tts)
                 if c.done:
                     break
             if tts is not None:
-                for piece in chunker.flush():
-                    await pieces.put(piece)
-                await pieces.put(None)
+                for piece in [*chunker.flush(), None]:  # None: the end of the reply
+                    await _put(pieces, piece, tts)
                 await tts
         except BaseException:
             if tts is not None:
                 tts.cancel()
+                with contextlib.suppress(BaseException):
+                    await tts  # returns once its current piper piece is done
             raise
         finally:
             await lm.aclose()
 
-    async def _text(self, text: str, chunker: SentenceChunker | None, pieces: asyncio.Queue) -> None:
+    async def _text(self, text: str, chunker, pieces: asyncio.Queue, tts: asyncio.Task | None) -> None:
         r = self.reply
         if r.clock.first_text is None:
             r.clock.first_text = time.perf_counter()
         r.text += text
         await self.emit(F.TextDelta(r.turn_id, r.response_id, r.item_id, text, self.speaks))
         for piece in chunker.push(text) if chunker is not None else ():
-            await pieces.put(piece)
+            await _put(pieces, piece, tts)
 
     async def _speak(self, pieces: asyncio.Queue) -> None:
         while (piece := await pieces.get()) is not None:
@@ -116,3 +118,13 @@ class ReplyStream:
             ahead = spoken.audio_ms - spoken.played_ms()
             if ahead > lead:
                 await asyncio.sleep((ahead - lead) / 1000.0)
+
+
+async def _put(pieces: asyncio.Queue, piece: str | None, tts: asyncio.Task) -> None:
+    """Queue a piece for the speaker, unless the speaker has stopped: a failed piper call raises here
+    (instead of the LM waiting forever on a full queue)."""
+    put = asyncio.ensure_future(pieces.put(piece))
+    await asyncio.wait({put, tts}, return_when=asyncio.FIRST_COMPLETED)
+    if not put.done():
+        put.cancel()
+        tts.result()  # the speaker's exception; None when it stopped because the reply went stale

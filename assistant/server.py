@@ -5,7 +5,10 @@
     GET /metrics          {"turns": [recent dlm.turn_metrics], "summary": {...}}
     WS  /v1/realtime      the OpenAI Realtime protocol (realtime.py), one Session per connection
 
-Models are loaded once (Engines) and shared; each connection has its own conversation state.
+Models are loaded once (Engines) and shared; each connection has its own conversation state. Who may
+connect is `access.Gate`'s decision (Origin and API key); how many at once is decided here: at most
+`max_sessions` in all and `max_sessions_per_client` per client address, the rest refused with an
+`error` event (not slowed down). A websocket message may be at most MAX_MESSAGE_BYTES.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from assistant.access import REALTIME_SUBPROTOCOL, Gate
 from assistant.config import ServerConfig, SessionConfig
 from assistant.engines import Engines
 from assistant.metrics import Metrics
@@ -32,6 +36,7 @@ REALTIME_PATH = "/v1/realtime"
 WEB_PACKAGE = "web"
 INDEX = "index.html"
 MAX_MESSAGE_BYTES = 24 * 1024 * 1024  # a 15 MiB append, base64-encoded, fits
+CLOSE_TRY_AGAIN_LATER = 1013  # websocket close code for a refused session
 
 
 def _static(path: str) -> tuple[bytes, str] | None:
@@ -63,6 +68,11 @@ def _json(status: http.HTTPStatus, obj) -> Response:
     return _response(status, json.dumps(obj).encode(), "application/json")
 
 
+def _select_subprotocol(connection: ServerConnection, offered) -> str | None:
+    """A browser that offers subprotocols (to pass its key) must get one back; others need none."""
+    return REALTIME_SUBPROTOCOL if REALTIME_SUBPROTOCOL in offered else None
+
+
 class AssistantServer:
     """Holds the shared engines, the live sessions and the metrics."""
 
@@ -72,14 +82,20 @@ class AssistantServer:
         self.engines, self.cfg = engines, cfg or ServerConfig()
         self.session_cfg = session or SessionConfig()
         self.metrics = Metrics(self.cfg.metrics_turns)
+        self.gate = Gate(self.cfg)
         self.sessions = 0
+        self.per_client: dict[str, int] = {}  # open sessions per client address
         self.port: int | None = None
         self._server = None
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == REALTIME_PATH:
-            return None  # the websocket handshake goes on
+            refused = self.gate.check(request.headers)
+            if refused is None:
+                return None  # the websocket handshake goes on
+            log.warning("refused a websocket: %s", refused.message)
+            return _response(refused.status, refused.message.encode() + b"\n", "text/plain; charset=utf-8")
         if path == "/healthz":
             return _json(
                 http.HTTPStatus.OK, {"ok": True, "sessions": self.sessions, "models": self.engines.describe()}
@@ -94,23 +110,39 @@ class AssistantServer:
         return _response(http.HTTPStatus.OK, *found)
 
     async def handler(self, ws: ServerConnection) -> None:
-        if self.sessions >= self.cfg.max_sessions:
-            await ws.send(
-                json.dumps(
-                    error_event(
-                        "too_many_sessions", f"the server serves {self.cfg.max_sessions} sessions at once"
-                    )
-                )
-            )
-            await ws.close()
+        client = str(ws.remote_address[0]) if ws.remote_address else "?"
+        refused = self._over_capacity(client)
+        if refused is not None:
+            await ws.send(json.dumps(error_event(*refused)))
+            await ws.close(CLOSE_TRY_AGAIN_LATER, refused[0])
             return
         self.sessions += 1
+        self.per_client[client] = self.per_client.get(client, 0) + 1
+        conn = RealtimeConnection(
+            ws,
+            self.engines,
+            self.session_cfg,
+            on_turn=self.metrics.add,
+            idle_timeout_s=self.cfg.idle_timeout_s,
+        )
         try:
-            await RealtimeConnection(ws, self.engines, self.session_cfg, on_turn=self.metrics.add).run()
+            await conn.run()
         except Exception:
             log.exception("session failed")
         finally:
             self.sessions -= 1
+            self.per_client[client] -= 1
+            if not self.per_client[client]:
+                del self.per_client[client]
+
+    def _over_capacity(self, client: str) -> tuple[str, str] | None:
+        """(code, message) when one more session would be too many, else None."""
+        if self.sessions >= self.cfg.max_sessions:
+            return "too_many_sessions", f"the server serves {self.cfg.max_sessions} sessions at once"
+        if self.per_client.get(client, 0) >= self.cfg.max_sessions_per_client:
+            n = self.cfg.max_sessions_per_client
+            return "too_many_sessions_for_client", f"one client may hold {n} sessions at once"
+        return None
 
     async def start(self) -> AssistantServer:
         self._server = await serve(
@@ -120,6 +152,8 @@ class AssistantServer:
             process_request=self.process_request,
             max_size=MAX_MESSAGE_BYTES,
             compression=None,
+            select_subprotocol=_select_subprotocol,
+            server_header=None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self

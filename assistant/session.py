@@ -19,6 +19,7 @@ iterators. The history keeps the part of the reply that was played (`SpokenReply
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -121,10 +122,25 @@ class Session:
         self._user_item = None
 
     async def add_text(self, text: str, role: str = "user") -> str:
+        """A typed message joins the conversation. ValueError if it alone would not fit the model's
+        context with a reply (it could never be answered)."""
+        self._check_fits(text)
         item = new_id("item")
         await self.emit(F.UserText(self.turns.current, item, self.conversation.last_id(), text))
         self.conversation.add(Item(item, role, text))
         return item
+
+    def _check_fits(self, text: str) -> None:
+        lm = self.engines.lm
+        if lm is None:
+            return
+        room = lm.context_len - self.cfg.max_output_tokens
+        n = len(lm.tokenizer.encode(text))
+        if n > room:
+            raise ValueError(
+                f"the text is {n} tokens; the model's context holds {lm.context_len}, of which "
+                f"{self.cfg.max_output_tokens} are kept for the reply"
+            )
 
     async def _on_endpoint(self, ev) -> None:
         if isinstance(ev, SpeechStarted):
@@ -259,8 +275,15 @@ class Session:
 
     # -- lifetime --------------------------------------------------------------------------------------
     async def close(self) -> None:
+        """End the session: stop its reply (its LM and TTS stop before their next step), its listener,
+        and free what the engine keeps for it (the conversation's KV cache)."""
         if self._closed:
             return
         self._closed = True
-        await self.cancel("session_closed")
+        reply = self._stop_reply()
         await self._listener.close()
+        if reply is not None:
+            with contextlib.suppress(BaseException):
+                await reply.task  # returns once the current LM step / piper piece is done
+        if self.engines.lm is not None:
+            self.engines.lm.drop_session(self.id)

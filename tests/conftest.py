@@ -87,12 +87,12 @@ def session_config(**kw):
 class ServerThread:
     """An AssistantServer on its own event loop in a background thread (tests run their own loops)."""
 
-    def __init__(self, engines):
+    def __init__(self, engines, cfg=None):
         from assistant.config import ServerConfig
         from assistant.server import AssistantServer
 
         self.loop = asyncio.new_event_loop()
-        self.server = AssistantServer(engines, ServerConfig(port=0), session_config())
+        self.server = AssistantServer(engines, cfg or ServerConfig(port=0), session_config())
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)

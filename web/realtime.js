@@ -14,6 +14,14 @@ export function defaultUrl() {
   return `${scheme}//${location.host}/v1/realtime`;
 }
 
+// A server bound beyond this machine wants an API key. A browser cannot set headers on a websocket, so
+// the key travels as a subprotocol (OpenAI's convention); the page takes it from its URL fragment
+// (`#key=...`), which the browser never sends to the server or writes into its logs.
+export function apiKeyProtocols() {
+  const key = new URLSearchParams(location.hash.slice(1)).get("key");
+  return key ? ["realtime", `openai-insecure-api-key.${key}`] : undefined;
+}
+
 export class RealtimeClient extends EventTarget {
   constructor(url) {
     super();
@@ -34,7 +42,7 @@ export class RealtimeClient extends EventTarget {
     clearTimeout(this.timer);
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) return;
     this.status("connecting");
-    const ws = new WebSocket(this.url);
+    const ws = new WebSocket(this.url, apiKeyProtocols());
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
