@@ -147,6 +147,7 @@ class Family:
     mask_names: tuple[str, ...] = ()  # the family's mask token strings, preferred order
     end_of_turn_names: tuple[str, ...] = ()  # the family's end-of-turn strings
     notes: tuple[str, ...] = field(default_factory=tuple)  # facts we could not confirm
+    template_vars: dict = field(default_factory=dict)  # chat-template variables its authors render with
 
 
 FAMILIES = (
@@ -230,6 +231,8 @@ FAMILIES = (
         block_size=32,
         mask_names=("<|mask|>",),
         end_of_turn_names=("<|im_end|>",),
+        # dllm's get_tokenizer renders A2D Qwen templates with enable_thinking=False (an empty think block)
+        template_vars={"enable_thinking": False},
         notes=(
             (
                 "UNCONFIRMED: dllm-hub BD3LM and MDLM checkpoints share model_type a2d-qwen3; "
@@ -248,6 +251,7 @@ FAMILIES = (
         qk_norm=True,
         mask_names=("<|mask|>",),
         end_of_turn_names=("<|im_end|>",),
+        template_vars={"enable_thinking": False},
     ),
 )
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
@@ -348,6 +352,7 @@ def load_checkpoint(
             prefer_mask=fam.mask_names,
             prefer_end_of_turn=fam.end_of_turn_names,
             mask_id=config.get("mask_token_id"),
+            template_vars=fam.template_vars,
         )
         _check_mask_id(config, tokenizer, path)
     _check_vocab(cfg, tokenizer, path)

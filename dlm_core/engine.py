@@ -14,6 +14,10 @@ longest common token prefix with the new prompt, cut to a whole model block, whi
 those sessions recompute their prompt each turn (within a turn the sampler's prefix/dual cache
 still applies).
 
+Faithful decoding (`SamplerConfig.for_family`, the default for real families when `reply` gets no
+config) runs the family authors' own decoder (`dlm_core.faithful`); its model calls go to the same
+worker thread, one at a time between batched passes, so sessions never run the model concurrently.
+
 Long conversations: `prompt_ids` drops the oldest non-system messages until the prompt and the reply
 fit the context; `messages_to_drop` tells a caller that keeps its own history how many that is.
 """
@@ -24,12 +28,13 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 
 from dlm_core.cache import KVCache
+from dlm_core.faithful import generate_faithful
 from dlm_core.sampler import Committed, PromptCache, SamplerConfig, generate, model_forward
 
 MAX_BATCH = 8  # most rows merged into one forward pass
@@ -40,11 +45,12 @@ BATCH_SIZES_KEPT = 1000  # recent batch sizes kept in `batch_sizes`, for tests a
 
 @dataclass
 class _Request:
-    tokens: torch.Tensor  # [1, S]
-    positions: torch.Tensor  # [1, S]
+    tokens: torch.Tensor | None  # [1, S]
+    positions: torch.Tensor | None  # [1, S]
     cache: KVCache | None
     keep_q: torch.Tensor | None  # query indices whose keys/values join `cache`
-    want: tuple[int, int]  # query range whose logits are returned
+    want: tuple[int, int] | None  # query range whose logits are returned
+    call: Callable[[], torch.Tensor] | None = None  # a faithful decoder's own model call, run alone
     done: threading.Event = field(default_factory=threading.Event)
     result: torch.Tensor | None = None
     error: BaseException | None = None
@@ -83,14 +89,23 @@ class DlmEngine:
 
     # ---- the public iterator -------------------------------------------------------------
 
+    def default_config(self, **overrides) -> SamplerConfig:
+        """The loaded family's default decoding (`SamplerConfig.for_family`): the authors' own decoder
+        ("faithful") for LLaDA, Dream, SDAR, Fast-dLLM v2 and BD3LM; the "balanced" preset else."""
+        return SamplerConfig.for_family(self.family, **overrides)
+
     def reply(
         self, messages: list[dict], cfg: SamplerConfig | None = None, session_id: str | None = None
     ) -> Iterator[Committed]:
-        """Stream the assistant's reply to `messages`; close the iterator to cancel."""
+        """Stream the assistant's reply to `messages`; close the iterator to cancel. cfg None: the
+        family's `default_config()`. Faithful decoding keeps no cache across turns (no original does)."""
         if self._closed:
             raise RuntimeError("engine is closed")
-        cfg = cfg or SamplerConfig()
+        cfg = cfg or self.default_config()
         prompt = self.prompt_ids(messages, cfg.max_new_tokens)
+        if cfg.strategy == "faithful":
+            gen = generate_faithful(self.model, self.tokenizer, prompt, cfg, run=self._exclusive)
+            return self._run(gen, None, None)
         cache = self._take_session(session_id)
         try:  # generate() validates eagerly, so bad input raises here, not on the first next()
             gen = generate(self.model, self.tokenizer, prompt, cfg, forward=self._forward, prompt_cache=cache)
@@ -207,7 +222,13 @@ class DlmEngine:
 
     def _forward(self, tokens, positions, cache, keep_q, want) -> torch.Tensor:
         """The sampler's forward: queue the request and wait for the worker's batched pass."""
-        req = _Request(tokens, positions, cache, keep_q, want)
+        return self._submit(_Request(tokens, positions, cache, keep_q, want))
+
+    def _exclusive(self, call: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A faithful decoder's model call, run by the worker between batched passes."""
+        return self._submit(_Request(None, None, None, None, None, call=call))
+
+    def _submit(self, req: _Request) -> torch.Tensor:
         with self._cv:
             if self._closed:
                 raise RuntimeError("engine is closed")
@@ -235,10 +256,10 @@ class DlmEngine:
                     if left <= 0:
                         break
                     self._cv.wait(left)
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                batch = self._take_batch()
             try:
                 with torch.inference_mode():
-                    results = self._batched_forward(batch)
+                    results = [batch[0].call()] if batch[0].call else self._batched_forward(batch)
                 for req, out in zip(batch, results):
                     req.result = out
             except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiting session
@@ -248,6 +269,19 @@ class DlmEngine:
             self.batch_sizes = (self.batch_sizes + [len(batch)])[-BATCH_SIZES_KEPT:]
             for req in batch:
                 req.done.set()
+
+    def _take_batch(self) -> list[_Request]:
+        """The next queued requests to run together: a faithful call alone, else up to max_batch
+        batchable requests in queue order (caller holds the lock)."""
+        if self._queue[0].call is not None:
+            return [self._queue.pop(0)]
+        batch = []
+        for req in self._queue:
+            if req.call is not None or len(batch) == self.max_batch:
+                break
+            batch.append(req)
+        self._queue = self._queue[len(batch) :]
+        return batch
 
     def _batched_forward(self, batch: list[_Request]) -> list[torch.Tensor]:
         model = self.model

@@ -1,7 +1,8 @@
 """Masked-diffusion samplers as generators of committed, left-contiguous text.
 
-Both strategies run the same loop and the same selection kernel (`select_tokens`); they differ by
-config only:
+A third strategy, "faithful", is not ours: it runs the loaded family's authors' own decoder,
+token for token (`dlm_core.faithful`; `SamplerConfig.for_family` picks it and its settings). The two
+below run the same loop and the same selection kernel (`select_tokens`); they differ by config only:
 
 - "reference": LLaDA's semi-autoregressive low-confidence remasking. The canvas is the prompt plus
   `max_new_tokens` masks, recomputed whole at every step (no cache); each block gets a fixed number
@@ -45,21 +46,32 @@ import torch
 
 from dlm_core.cache import KVCache, PromptCache
 from dlm_core.decode_state import DecodeState, Layout, plan_blocks
-from dlm_core.presets import PRESET_NAMES, PRESETS, check_preset  # noqa: F401 -- re-exported
+from dlm_core.presets import (  # noqa: F401 -- re-exported
+    DECODINGS,
+    FAMILY_DECODING,
+    FAST_DLLM,
+    FAST_DLLM_DREAM,
+    PRESET_NAMES,
+    PRESETS,
+    check_preset,
+)
 
-STRATEGIES = ("fast", "reference")
+STRATEGIES = ("fast", "reference", "faithful")
 CACHE_MODES = ("auto", "none", "prefix", "dual")
 DEFAULT_BLOCK_SIZE = 32  # block length when the model does not fix one (LLaDA's default)
 
 
 @dataclass
 class SamplerConfig:
-    strategy: str = "fast"  # "fast" (threshold + cache + early stop) or "reference" (LLaDA)
+    strategy: str = "fast"  # "fast" (threshold + cache + early stop), "reference" (LLaDA-style
+    #                         baseline) or "faithful" (the family authors' own decoder, `decoding`)
     max_new_tokens: int = 128  # length of the reply canvas
     block_size: int | None = None  # None: the model's block for block_causal models, else 32
-    threshold: float = 0.9  # fast: commit every masked token at least this confident
+    threshold: float = 0.9  # fast (and the threshold rules of faithful decoders): commit every
+    #                         masked token at least this confident
     max_steps_per_block: int = 16  # fast: step cap per full block (forces >= block/cap tokens per step)
-    steps: int | None = None  # reference: total steps over the canvas; None = max_new_tokens
+    steps: int | None = None  # reference/faithful: total steps over the canvas (SDAR: per block);
+    #                           None = max_new_tokens (SDAR: block_size)
     temperature: float = 0.0  # 0 = greedy; > 0 samples from softmax(logits / temperature)
     early_stop: bool | None = (
         None  # stop once end-of-turn is committed; None = on for fast, off for reference
@@ -68,6 +80,14 @@ class SamplerConfig:
     #                                     "none", "prefix", "dual" (bidirectional only: caches the tail masks)
     seed: int | None = None  # seeds sampling when temperature > 0
     repetition_penalty: float = 1.2  # > 1 damps tokens the reply already holds (CTRL/HF rule); 1 = off
+    # faithful only (fast/reference ignore them; faithful ignores max_steps_per_block, early_stop and
+    # repetition_penalty, which no original has):
+    decoding: str | None = None  # which published decoder: one of DECODINGS
+    alg: str = "entropy"  # dream: "maskgit_plus", "topk_margin" or "entropy" (fast_dllm_dream:
+    #                        "confidence_threshold" or "entropy")
+    top_k: int | None = None  # dream: confidences from the top_k logits only (None = all)
+    sub_block_size: int | None = None  # fast_dllm_v2: sub-block length (None = 8)
+    use_block_cache: bool = False  # fast_dllm_v2: its sub-block cache (generate(use_block_cache=True))
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -90,11 +110,26 @@ class SamplerConfig:
             raise ValueError(f"repetition_penalty must be >= 1, got {self.repetition_penalty!r}")
         if self.cache not in CACHE_MODES:
             raise ValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
+        if self.strategy == "faithful" and self.decoding not in DECODINGS:
+            raise ValueError(
+                f"strategy='faithful' needs decoding, one of {DECODINGS} (got {self.decoding!r}); "
+                f"SamplerConfig.for_family(family) fills it in"
+            )
 
     @classmethod
     def preset(cls, name: str, **overrides) -> SamplerConfig:
         """A named speed/quality trade-off: "fastest", "balanced" (the default) or "quality"."""
         return cls(**{**PRESETS[check_preset(name)], **overrides})
+
+    @classmethod
+    def for_family(cls, family: str, **overrides) -> SamplerConfig:
+        """The decoding a loaded family gets by default: for LLaDA, Dream, SDAR, Fast-dLLM v2 and
+        BD3LM the authors' own decoder with their documented settings ("faithful"); for our bundled
+        model and families without one, the "balanced" preset. Overrides change single fields, e.g.
+        `for_family("llada", **FAST_DLLM)` for Fast-dLLM's threshold decoding with its dual cache."""
+        if family not in FAMILY_DECODING:
+            return cls.preset("balanced", **overrides)
+        return cls(strategy="faithful", **{**FAMILY_DECODING[family], **overrides})
 
     def replace(self, **changes) -> SamplerConfig:
         """A validated copy with some fields changed."""
@@ -177,10 +212,15 @@ def generate(
     """Decode a reply to `prompt_ids`, yielding committed text after every step.
 
     `forward` lets an engine batch this request with others (default: call `model` directly).
+    strategy="faithful" runs the family's own decoder (`dlm_core.faithful`), which uses neither.
     `prompt_cache` (cached strategies only) holds keys/values of earlier tokens of the same
     conversation; the usable exact part is reused and the cache is extended in place.
     """
     cfg = cfg or SamplerConfig()
+    if cfg.strategy == "faithful":
+        from dlm_core.faithful import generate_faithful
+
+        return generate_faithful(model, tokenizer, prompt_ids, cfg)
     layout = _layout(model, tokenizer, prompt_ids, cfg)  # validates now, not on the first next()
     if layout.cache_mode == "none":
         prompt_cache = None

@@ -50,11 +50,13 @@ class DlmTokenizer:
         chat_template: str | None = None,
         bos_text: str = "",
         eos_text: str = "",
+        template_vars: dict | None = None,
     ):
         self.tok = tokenizer
         self.special = special
         self.chat_template = chat_template
         self.bos_text, self.eos_text = bos_text, eos_text
+        self.template_vars = dict(template_vars or {})  # extra chat-template variables of the family
         self._template = None
         if chat_template:
             # Same settings as the Hugging Face renderer, so templates written for it render alike.
@@ -77,18 +79,16 @@ class DlmTokenizer:
         prefer_mask: tuple[str, ...] = (),
         prefer_end_of_turn: tuple[str, ...] = (),
         mask_id: int | None = None,
+        template_vars: dict | None = None,
     ) -> DlmTokenizer:
-        """Load from a checkpoint folder.
-
-        `mask`/`end_of_turn` force the token strings to use. Otherwise the string the tokenizer
-        config declares wins, then `prefer_*` (a model family's own names), then the generic names.
-        `mask_id` is the checkpoint config's mask id, used only when no mask string is found.
-        """
+        """Load from a checkpoint folder. `mask`/`end_of_turn` force the token strings to use.
+        Otherwise the string the tokenizer config declares wins, then `prefer_*` (a model family's
+        own names), then the generic names. `mask_id` is the checkpoint config's mask id, used only
+        when no mask string is found. `template_vars`: the family's extra chat-template variables."""
         path = Path(path)
-        tok_file = path / "tokenizer.json"
-        if not tok_file.is_file():
+        if not (path / "tokenizer.json").is_file():
             raise FileNotFoundError(f"{path} has no tokenizer.json")
-        tok = Tokenizer.from_file(str(tok_file))
+        tok = Tokenizer.from_file(str(path / "tokenizer.json"))
         config = {}
         if (path / "tokenizer_config.json").is_file():
             config = json.loads((path / "tokenizer_config.json").read_text())
@@ -128,6 +128,7 @@ class DlmTokenizer:
             _chat_template(path, config),
             bos_text=_token_text(config.get("bos_token")) or "",
             eos_text=_token_text(config.get("eos_token")) or "",
+            template_vars=template_vars,
         )
 
     def encode(self, text: str) -> list[int]:
@@ -141,7 +142,11 @@ class DlmTokenizer:
         if self._template is None:
             raise ValueError("this tokenizer has no chat_template")
         text = self._template.render(
-            messages=messages, add_generation_prompt=True, bos_token=self.bos_text, eos_token=self.eos_text
+            messages=messages,
+            add_generation_prompt=True,
+            bos_token=self.bos_text,
+            eos_token=self.eos_text,
+            **self.template_vars,
         )
         return self.encode(text)
 
