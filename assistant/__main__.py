@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from dlm_core.presets import PRESET_NAMES
+from dlm_core.presets import KNOB_PRESETS
 
 EXIT_ERROR = 1  # anything else that went wrong (a port in use, an unreadable file)
 EXIT_USAGE = 2  # a bad flag value, as argparse exits for a bad flag
@@ -49,9 +49,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--voice", help="piper .onnx voice (env DLM_TTS_VOICE; default: bundled joe voice)")
     g.add_argument(
         "--preset",
-        choices=PRESET_NAMES,
+        choices=KNOB_PRESETS,
         default=None,
-        help="diffusion speed/quality preset (env DLM_PRESET; default: balanced)",
+        help="diffusion speed/quality preset; auto: the model's own decoding (env DLM_PRESET; default: auto)",
     )
     g.add_argument("--device", default="cpu", help="torch device for the LM (cpu, cuda)")
     g.add_argument(
@@ -189,7 +189,7 @@ def cmd_chat(args) -> int:
     system = [{"role": "system", "content": cfg.instructions}] if cfg.instructions else []
 
     def answer(history: list[dict]) -> str:
-        parts = [c.text for c in engines.lm.reply(system + history, cfg.sampler())]
+        parts = [c.text for c in engines.lm.reply(system + history, cfg.sampler(engines.lm.family))]
         return " ".join("".join(parts).split())  # one line per reply
 
     try:
@@ -217,9 +217,9 @@ def cmd_chat(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from assistant.engines import Engines
-    from audio.asr import EndpointConfig, Endpointer, transcribe_file
+    from audio.endpoint import EndpointConfig, Endpointer, transcribe_file
 
-    engines = Engines.load(_models(args), lm=False, tts=False)
+    engines = Engines.load(_models(args), lm=False, tts=False, judge=False)
     status = 0
     with Endpointer(EndpointConfig(), engines.asr) as ep:
         for f in args.files:

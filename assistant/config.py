@@ -10,13 +10,14 @@ import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 
+from audio.endpoint import EAGERNESS, EndpointConfig
 from audio.vad import VadConfig
-from dlm_core.presets import check_preset
+from dlm_core.presets import AUTO, check_knob_preset
 from dlm_core.sampler import SamplerConfig
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-DEFAULT_PRESET = "balanced"
+DEFAULT_PRESET = AUTO  # the loaded model's own decoding ("balanced" for the bundled model)
 DEFAULT_INSTRUCTIONS = "You are a helpful voice assistant. Answer briefly."
 MODALITIES = ("audio", "text")
 MAX_REPLY_TOKENS = 128  # a spoken reply longer than this is a monologue
@@ -24,6 +25,7 @@ ENV_PRESET = "DLM_PRESET"
 DEFAULT_AUDIO_LEAD_MS = 500.0  # playback buffer the client keeps; covers network jitter on a LAN
 ENV_API_KEY = "DLM_API_KEY"
 MIN_API_KEY_CHARS = 16  # a key short enough to guess is no key
+DEFAULT_EAGERNESS = "auto"  # the server's default turn detection is semantic_vad
 DEFAULT_IDLE_TIMEOUT_S = 600.0  # a client that sends nothing for 10 minutes has gone away
 
 
@@ -40,7 +42,7 @@ class ModelsConfig:
     preset: str = field(default_factory=lambda: os.environ.get(ENV_PRESET) or DEFAULT_PRESET)
 
     def __post_init__(self):
-        check_preset(self.preset)
+        check_knob_preset(self.preset)
 
 
 @dataclass
@@ -106,12 +108,12 @@ def is_loopback(host: str) -> bool:
 class DlmKnobs:
     """The diffusion speed/quality knob (the `session.dlm` extension of the Realtime protocol)."""
 
-    preset: str = DEFAULT_PRESET  # "fastest" | "balanced" | "quality"
+    preset: str = DEFAULT_PRESET  # "auto" (the model's own decoding) | "fastest" | "balanced" | "quality"
     threshold: float | None = None  # confidence needed to commit a token in parallel; None: the preset's
     max_steps_per_block: int | None = None  # step cap per block; None: the preset's
 
     def __post_init__(self):
-        check_preset(self.preset)
+        check_knob_preset(self.preset)
         if self.threshold is not None and not (0.0 <= self.threshold <= 1.0):
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
         if self.max_steps_per_block is not None and (
@@ -121,12 +123,15 @@ class DlmKnobs:
                 f"max_steps_per_block must be a positive integer, got {self.max_steps_per_block!r}"
             )
 
-    def sampler(self, max_new_tokens: int) -> SamplerConfig:
+    def sampler(self, max_new_tokens: int, family: str) -> SamplerConfig:
+        """The sampler for a reply of the loaded `family` (auto: that family's own decoding)."""
         over = {"max_new_tokens": max_new_tokens}
         if self.threshold is not None:
             over["threshold"] = self.threshold
         if self.max_steps_per_block is not None:
             over["max_steps_per_block"] = self.max_steps_per_block
+        if self.preset == AUTO:
+            return SamplerConfig.for_family(family, **over)
         return SamplerConfig.preset(self.preset, **over)
 
 
@@ -137,6 +142,9 @@ class SessionConfig:
     instructions: str = DEFAULT_INSTRUCTIONS  # the system prompt
     output_modalities: tuple[str, ...] = ("audio",)  # ("audio",) speaks (with a transcript); ("text",) writes
     turn_detection: VadConfig | None = field(default_factory=VadConfig)  # None: manual commit
+    # semantic_vad's eagerness ("low", "medium", "high", "auto"): the end of a turn is judged from what was
+    # said; None: server_vad, silence only (turn_detection.silence_duration_ms).
+    eagerness: str | None = DEFAULT_EAGERNESS
     create_response: bool = True  # server VAD: answer as soon as a turn ends
     interrupt_response: bool = True  # server VAD: user speech during a reply cancels it (barge-in)
     max_output_tokens: int = MAX_REPLY_TOKENS
@@ -151,17 +159,27 @@ class SessionConfig:
             raise ValueError(
                 f"output_modalities must be ['audio'] or ['text'], got {list(self.output_modalities)}"
             )
+        if self.eagerness is not None and self.eagerness not in EAGERNESS:
+            raise ValueError(f"eagerness must be one of {sorted(EAGERNESS)} or None, got {self.eagerness!r}")
         if self.audio_lead_ms is not None and self.audio_lead_ms < 0:
             raise ValueError(f"audio_lead_ms must be >= 0 or None, got {self.audio_lead_ms}")
         if not isinstance(self.max_output_tokens, int) or self.max_output_tokens < 1:
             raise ValueError(f"max_output_tokens must be a positive integer, got {self.max_output_tokens!r}")
 
     @property
+    def endpointing(self) -> EndpointConfig | None:
+        """How the listener ends turns (None: manual commits)."""
+        if self.turn_detection is None:
+            return None
+        semantic = EAGERNESS[self.eagerness] if self.eagerness is not None else None
+        return EndpointConfig(vad=self.turn_detection, semantic=semantic)
+
+    @property
     def speaks(self) -> bool:
         return "audio" in self.output_modalities
 
-    def sampler(self) -> SamplerConfig:
-        return self.dlm.sampler(self.max_output_tokens)
+    def sampler(self, family: str) -> SamplerConfig:
+        return self.dlm.sampler(self.max_output_tokens, family)
 
     def replace(self, **kw) -> SessionConfig:
         return replace(self, **kw)

@@ -33,19 +33,34 @@ class Engines:
     asr: LockedTranscriber | None = None
     tts: Synthesizer | None = None
     tts_lock: threading.Lock = field(default_factory=threading.Lock)  # piper is not re-entrant
+    judge: Any = None  # assistant.turn_judge.TurnJudge for semantic endpointing; None: silence only
 
     @classmethod
-    def load(cls, models: ModelsConfig, lm: bool = True, asr: bool = True, tts: bool = True) -> Engines:
-        """Raises FileNotFoundError (with what to install or pass) when a model is missing."""
+    def load(
+        cls,
+        models: ModelsConfig,
+        lm: bool = True,
+        asr: bool = True,
+        tts: bool = True,
+        judge: bool | None = None,
+    ) -> Engines:
+        """Raises FileNotFoundError (with what to install or pass) when a model is missing. `judge`
+        (default: with the ASR) loads the end-of-turn judge."""
         engine = None
         if lm:
             from dlm_core.engine import DlmEngine  # torch loads only for commands that need the LM
 
             engine = DlmEngine.load(models.model, device=models.device)
+        turn_judge = None
+        if asr if judge is None else judge:
+            from assistant.turn_judge import TurnJudge
+
+            turn_judge = TurnJudge.load()
         return cls(
             lm=engine,
             asr=LockedTranscriber(Transcriber.load(models.asr_model)) if asr else None,
             tts=Synthesizer.load(models.voice) if tts else None,
+            judge=turn_judge,
         )
 
     def describe(self) -> dict:
@@ -56,6 +71,7 @@ class Engines:
             "lm_family": getattr(self.lm, "family", None),
             "asr": self.asr.name if self.asr else None,
             "tts": str(self.tts.path) if self.tts else None,
+            "turn_judge": None if self.judge is None else ("audio+text" if self.judge.audio else "text"),
         }
 
     def close(self) -> None:

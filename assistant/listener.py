@@ -1,9 +1,10 @@
 """The input side of a session: the user's audio, resampled to 16 kHz, to endpointing events.
 
-With server VAD (`configure(VadConfig)`) audio goes through one queue to an `audio.asr.Endpointer`
-(VAD + speculative Whisper), which is not thread-safe: audio, flushes and resets reach it in order.
-Its events (speech started/stopped, transcribed turns) go to the session's `on_event`. Without VAD
-(manual turns) the audio is buffered until the client commits or clears it.
+With turns ended by the server (`configure(EndpointConfig)`: server_vad or semantic_vad) audio goes
+through one queue to an `audio.endpoint.Endpointer` (VAD + speculative Whisper + the end-of-turn judge),
+which is not thread-safe: audio, flushes and resets reach it in order. Its events (speech started,
+turn likely, speech resumed, speech stopped, transcribed turns) go to the session's `on_event`. Without
+it (manual turns) the audio is buffered until the client commits or clears it.
 
 Each chunk's arrival time is kept, so an event's stream position maps back to the wall time that audio
 arrived: the start of the voice-to-voice clock.
@@ -22,8 +23,7 @@ import numpy as np
 
 from assistant.bridge import blocking
 from audio import pcm
-from audio.asr import EndpointConfig, Endpointer, Turn
-from audio.vad import VadConfig
+from audio.endpoint import EndpointConfig, Endpointer, Turn
 
 AUDIO_QUEUE_CHUNKS = 256  # input chunks waiting for the VAD (a client may send faster than real time)
 ARRIVALS_KEPT = 2048  # input chunk arrival times kept to map stream positions to wall time
@@ -31,13 +31,16 @@ MAX_MANUAL_MINUTES = 10  # manual mode keeps at most this much uncommitted audio
 MAX_MANUAL_SAMPLES = MAX_MANUAL_MINUTES * 60 * pcm.SAMPLE_RATE_ASR
 _FEED, _FLUSH, _RESET = "feed", "flush", "reset"  # what the input loop does with a queue entry
 
-OnEvent = Callable[[object], Awaitable[None]]  # SpeechStarted | SpeechStopped | Turn (audio.asr)
+OnEvent = Callable[[object], Awaitable[None]]  # audio.endpoint.EndpointEvent
 OnError = Callable[[str, str], Awaitable[None]]  # (code, message)
 
 
 class Listener:
-    def __init__(self, asr, on_event: OnEvent, on_error: OnError):
+    def __init__(self, asr, on_event: OnEvent, on_error: OnError, judge=None):
         self.asr = asr  # a shared, locked Transcriber (engines.LockedTranscriber), or None
+        self.judge = (
+            judge  # the end-of-turn judge for semantic endpointing (audio.endpoint.TurnJudge), or None
+        )
         self._on_event, self._on_error = on_event, on_error
         self._queue: asyncio.Queue = asyncio.Queue(AUDIO_QUEUE_CHUNKS)
         self._resampler: pcm.StreamResampler | None = None
@@ -52,16 +55,16 @@ class Listener:
     def server_vad(self) -> bool:
         return self._ep is not None
 
-    def configure(self, vad: VadConfig | None) -> None:
-        """Server VAD with these settings, or manual turns (None). Drops buffered audio."""
+    def configure(self, cfg: EndpointConfig | None) -> None:
+        """Turns ended by the server with these settings, or manual turns (None). Drops buffered audio."""
         if self._ep is not None:
             ep, self._ep = self._ep, None
             threading.Thread(target=ep.close, daemon=True).start()  # may wait for a Whisper call
         self._manual.clear()
         self._pos = 0
         self._arrivals.clear()
-        if vad is not None and self.asr is not None:
-            self._ep = Endpointer(EndpointConfig(vad=vad), self.asr)
+        if cfg is not None and self.asr is not None:
+            self._ep = Endpointer(cfg, self.asr, judge=self.judge)
 
     async def push(self, x: np.ndarray, rate: int) -> None:
         """x: float32 [n] mono at `rate`. Queued for the endpointer (server VAD) or buffered (manual)."""

@@ -6,6 +6,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass
 
+SPECULATION_COUNTS = ("started", "used", "discarded", "wasted_forward_passes", "wasted_audio_ms")
 STAGES = ("voice_to_voice", "first_audio", "first_text", "asr", "endpointing")  # summarised at /metrics
 
 
@@ -20,6 +21,7 @@ class TurnClock:
     response_start: float | None = None
     first_text: float | None = None
     first_audio: float | None = None
+    turn_judge_ms: float | None = None  # what the end-of-turn judge added beyond Whisper (semantic_vad)
 
     def latency_ms(self) -> dict:
         def span(a, b):
@@ -31,6 +33,7 @@ class TurnClock:
             "first_text": span(self.response_start, self.first_text),
             "first_audio": span(self.response_start, self.first_audio),
             "voice_to_voice": span(self.speech_end, self.first_audio),
+            "turn_judge": None if self.turn_judge_ms is None else round(self.turn_judge_ms, 1),
         }
 
 
@@ -39,12 +42,13 @@ class Metrics:
 
     def __init__(self, keep: int):
         self.turns: deque[dict] = deque(maxlen=keep)
+        self.speculation = dict.fromkeys(SPECULATION_COUNTS, 0)  # all sessions' held replies (Session)
 
     def add(self, turn: dict) -> None:
         self.turns.append(turn)
 
     def summary(self) -> dict:
-        out = {"turns": len(self.turns)}
+        out = {"turns": len(self.turns), "speculation": dict(self.speculation)}
         for key in STAGES:
             vals = [t["latency_ms"][key] for t in self.turns if t["latency_ms"].get(key) is not None]
             if vals:

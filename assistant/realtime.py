@@ -57,9 +57,10 @@ class RealtimeConnection:
         cfg: SessionConfig | None = None,
         on_turn=None,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        speculation: dict | None = None,
     ):
         self.ws = ws
-        self.session = Session(engines, cfg or SessionConfig(), on_turn=on_turn)
+        self.session = Session(engines, cfg or SessionConfig(), on_turn=on_turn, speculation=speculation)
         self.idle_timeout_s = idle_timeout_s
 
     async def run(self) -> None:

@@ -19,12 +19,14 @@ import numpy as np
 
 from assistant.config import MAX_REPLY_TOKENS, MODALITIES, DlmKnobs, SessionConfig
 from audio import pcm
+from audio.endpoint import EAGERNESS
 from audio.vad import VadConfig
 
 AUDIO_FORMAT = {"type": "audio/pcm", "rate": pcm.SAMPLE_RATE_API}  # int16 LE mono, base64 in JSON
 AUDIO_FORMAT_NAMES = ("audio/pcm", "pcm16")
 MAX_APPEND_BYTES = 15 * 1024 * 1024  # the protocol's limit for one input_audio_buffer.append
 CONTENT_INDEX = 0  # one content part per item
+MAX_AUDIO_END_MS = 24 * 3600 * 1000  # a played position beyond a day is a client bug (and no float)
 MODEL_NAME = "dlm"
 ROLES = ("user", "assistant", "system")
 TEXT_PARTS = ("input_text", "text", "output_text")
@@ -50,6 +52,7 @@ TURN_DETECTION_KEYS = {
 }
 VAD_NUMBERS = ("threshold", "prefix_padding_ms", "silence_duration_ms")
 VAD_FLAGS = ("create_response", "interrupt_response")
+SEMANTIC_VAD_KEYS = {"type", "eagerness", *VAD_FLAGS}
 
 
 class ProtocolError(ValueError):
@@ -67,12 +70,18 @@ def parse_message(message: str | bytes) -> dict:
             "binary frames are not part of the protocol; send JSON text", None, "invalid_json"
         )
     try:
-        ev = json.loads(message)
-    except json.JSONDecodeError as e:
+        ev = json.loads(message, parse_constant=_no_constant)
+    except RecursionError as e:  # json.loads recurses once per nesting level
+        raise ProtocolError("the JSON is nested too deeply", None, "invalid_json") from e
+    except ValueError as e:  # malformed JSON, NaN/Infinity, or an integer too long to convert
         raise ProtocolError(f"not valid JSON: {e}", None, "invalid_json") from e
     if not isinstance(ev, dict):
         raise ProtocolError("an event must be a JSON object", None, "invalid_json")
     return ev
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def check_keys(obj: Any, allowed: set[str], where: str) -> dict:
@@ -130,8 +139,7 @@ def _session_audio(audio: Any, cfg: SessionConfig) -> dict:
     new = {}
     if "turn_detection" in inp:
         where = "session.audio.input.turn_detection"
-        new["turn_detection"], flags = _turn_detection(inp["turn_detection"], cfg.turn_detection, where)
-        new.update(flags)
+        new.update(_turn_detection(inp["turn_detection"], cfg.turn_detection, where))
     out = check_keys(audio.get("output") or {}, {"format", "voice", "speed"}, "session.audio.output")
     _format(out.get("format"), "session.audio.output.format")
     if "speed" in out and out["speed"] not in (1, 1.0):
@@ -150,14 +158,35 @@ def _format(obj: Any, where: str) -> None:
         raise ProtocolError(f"{where} must be {AUDIO_FORMAT} (pcm16, 24 kHz mono)", where)
 
 
-def _turn_detection(td: Any, current: VadConfig | None, where: str) -> tuple[VadConfig | None, dict]:
+def _turn_detection(td: Any, current: VadConfig | None, where: str) -> dict:
+    """turn_detection -> SessionConfig fields: server_vad (silence only), semantic_vad (end of turn judged
+    from what was said, with an eagerness), or null (manual turns)."""
     if td is None:
-        return None, {}
-    check_keys(td, TURN_DETECTION_KEYS, where)
-    if td.get("type", "server_vad") != "server_vad":
-        raise ProtocolError(
-            f"{where}.type {td.get('type')!r} is not supported; use 'server_vad' or null", f"{where}.type"
-        )
+        return {"turn_detection": None}
+    kind = td.get("type", "server_vad") if isinstance(td, dict) else None
+    if kind == "semantic_vad":
+        check_keys(td, SEMANTIC_VAD_KEYS, where)
+        eagerness = td.get("eagerness", "auto")
+        if eagerness not in EAGERNESS:
+            raise ProtocolError(f"{where}.eagerness must be one of {sorted(EAGERNESS)}", f"{where}.eagerness")
+        new = {"turn_detection": current or VadConfig(), "eagerness": eagerness}
+    else:
+        check_keys(td, TURN_DETECTION_KEYS, where)
+        if kind != "server_vad":
+            raise ProtocolError(
+                f"{where}.type {kind!r} is not supported; use 'server_vad', 'semantic_vad' or null",
+                f"{where}.type",
+            )
+        new = {"turn_detection": _server_vad(td, current, where), "eagerness": None}
+    for k in VAD_FLAGS:
+        if k in td:
+            if not isinstance(td[k], bool):
+                raise ProtocolError(f"{where}.{k} must be true or false", f"{where}.{k}")
+            new[k] = td[k]
+    return new
+
+
+def _server_vad(td: dict, current: VadConfig | None, where: str) -> VadConfig:
     if td.get("idle_timeout_ms") is not None:
         raise ProtocolError("idle_timeout_ms is not supported", f"{where}.idle_timeout_ms")
     over = {k: td[k] for k in VAD_NUMBERS if k in td}
@@ -165,14 +194,9 @@ def _turn_detection(td: Any, current: VadConfig | None, where: str) -> tuple[Vad
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise ProtocolError(f"{where}.{k} must be a number", f"{where}.{k}")
     try:
-        vad = (current or VadConfig()).replace(**over)
+        return (current or VadConfig()).replace(**over)
     except ValueError as e:
         raise ProtocolError(str(e), where) from e
-    flags = {k: td[k] for k in VAD_FLAGS if k in td}
-    for k, v in flags.items():
-        if not isinstance(v, bool):
-            raise ProtocolError(f"{where}.{k} must be true or false", f"{where}.{k}")
-    return vad, flags
 
 
 def _dlm_knobs(d: Any, current: DlmKnobs) -> DlmKnobs:
@@ -213,19 +237,6 @@ def _max_tokens(value: Any, where: str) -> int:
 
 def session_object(cfg: SessionConfig, session_id: str) -> dict:
     """The `session` of session.created / session.updated."""
-    vad = cfg.turn_detection
-    td = None
-    if vad is not None:
-        td = {
-            "type": "server_vad",
-            "threshold": vad.threshold,
-            "prefix_padding_ms": vad.prefix_padding_ms,
-            "silence_duration_ms": vad.silence_duration_ms,
-            "create_response": cfg.create_response,
-            "interrupt_response": cfg.interrupt_response,
-            "idle_timeout_ms": None,
-        }
-    transcription = {"model": "whisper", "language": "en"}
     return {
         "type": "realtime",
         "object": "realtime.session",
@@ -239,13 +250,30 @@ def session_object(cfg: SessionConfig, session_id: str) -> dict:
         "audio": {
             "input": {
                 "format": AUDIO_FORMAT,
-                "transcription": transcription,
-                "turn_detection": td,
+                "transcription": {"model": "whisper", "language": "en"},
+                "turn_detection": _turn_detection_object(cfg),
                 "noise_reduction": None,
             },
             "output": {"format": AUDIO_FORMAT, "voice": "default", "speed": 1.0},
         },
         "dlm": dict(cfg.dlm.__dict__),
+    }
+
+
+def _turn_detection_object(cfg: SessionConfig) -> dict | None:
+    vad = cfg.turn_detection
+    if vad is None:
+        return None
+    flags = {"create_response": cfg.create_response, "interrupt_response": cfg.interrupt_response}
+    if cfg.eagerness is not None:
+        return {"type": "semantic_vad", "eagerness": cfg.eagerness, **flags}
+    return {
+        "type": "server_vad",
+        "threshold": vad.threshold,
+        "prefix_padding_ms": vad.prefix_padding_ms,
+        "silence_duration_ms": vad.silence_duration_ms,
+        **flags,
+        "idle_timeout_ms": None,
     }
 
 
@@ -292,8 +320,8 @@ def parse_item(ev: dict) -> tuple[str, str]:
 def parse_truncate(ev: dict) -> tuple[Any, float]:
     """conversation.item.truncate -> (item_id, audio_end_ms)."""
     ms = ev.get("audio_end_ms")
-    if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0:
-        raise ProtocolError("audio_end_ms must be a number >= 0", "audio_end_ms")
+    if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not 0 <= ms <= MAX_AUDIO_END_MS:
+        raise ProtocolError(f"audio_end_ms must be a number in [0, {MAX_AUDIO_END_MS}]", "audio_end_ms")
     if ev.get("content_index", CONTENT_INDEX) != CONTENT_INDEX:
         raise ProtocolError("content_index must be 0", "content_index")
     return ev.get("item_id"), float(ms)

@@ -40,24 +40,34 @@ class Reply:
     spoken: SpokenReply = field(default_factory=SpokenReply)
     text: str = ""
     task: asyncio.Task | None = None
+    # A speculative reply (started in the user's pause, before the end of the turn is confirmed) is held:
+    # its text frames wait in `held` and its audio waits for `released`, so nothing reaches the client
+    # unless the turn really ended. Other replies are released from the start.
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    held: list = field(default_factory=list)
+    user_text: str = ""  # speculative: the transcript it answers
+    nfe: int = 0  # forward passes the LM spent on it
+    synthesized_ms: float = 0.0  # audio piper made for it (sent or not)
 
 
 class ReplyStream:
     def __init__(
         self, reply: Reply, engines: Engines, emit: Callable[[F.Frame], Awaitable[None]], turns: Turns
     ):
-        self.reply, self.engines, self.emit, self.turns = reply, engines, emit, turns
+        self.reply, self.engines, self._emit, self.turns = reply, engines, emit, turns
         self.speaks = "audio" in reply.modalities and engines.tts is not None
 
     async def run(self, messages: list[dict], session_id: str) -> None:
         """Stream the reply to `messages`. Raises what the LM or piper raised; cancel to stop it."""
         r = self.reply
-        lm = ThreadIter(self.engines.lm.reply(messages, r.cfg.sampler(), session_id=session_id))
+        sampler = r.cfg.sampler(self.engines.lm.family)
+        lm = ThreadIter(self.engines.lm.reply(messages, sampler, session_id=session_id))
         pieces: asyncio.Queue = asyncio.Queue(PIECE_QUEUE)
         tts = asyncio.create_task(self._speak(pieces)) if self.speaks else None
         chunker = SentenceChunker(self.engines.tts.cfg.chunker) if self.speaks else None
         try:
             while (c := await lm.next()) is not END:
+                r.nfe = c.nfe
                 if c.text:
                     await self._text(c.text, chunker, pieces, tts)
                 if c.done:
@@ -74,6 +84,12 @@ class ReplyStream:
             raise
         finally:
             await lm.aclose()
+
+    async def emit(self, frame: F.Frame) -> None:
+        if self.reply.released.is_set():
+            await self._emit(frame)
+        else:
+            self.reply.held.append(frame)
 
     async def _text(self, text: str, chunker, pieces: asyncio.Queue, tts: asyncio.Task | None) -> None:
         r = self.reply
@@ -98,6 +114,8 @@ class ReplyStream:
     async def _send_audio(self, piece: str, samples, rate: int) -> bool:
         """Send one synthesized chunk in AUDIO_FRAME_MS frames, paced; False once the reply is stale."""
         r = self.reply
+        r.synthesized_ms += pcm.samples_to_ms(len(samples), rate)
+        await r.released.wait()  # a held reply's first audio waits here, already synthesized
         step = pcm.ms_to_samples(AUDIO_FRAME_MS, rate)
         for i in range(0, len(samples), step):
             await self._pace()

@@ -124,6 +124,7 @@ class AssistantServer:
             self.session_cfg,
             on_turn=self.metrics.add,
             idle_timeout_s=self.cfg.idle_timeout_s,
+            speculation=self.metrics.speculation,
         )
         try:
             await conn.run()

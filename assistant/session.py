@@ -31,11 +31,11 @@ from assistant.config import SessionConfig
 from assistant.conversation import Conversation, Item
 from assistant.engines import Engines
 from assistant.listener import Listener
-from assistant.metrics import TurnClock
+from assistant.metrics import SPECULATION_COUNTS, TurnClock
 from assistant.reply import Reply, ReplyStream
 from assistant.turns import Turns, new_id
-from audio.asr import Turn
-from audio.vad import SpeechStarted, SpeechStopped
+from audio.endpoint import Turn, TurnLikely
+from audio.vad import SpeechResumed, SpeechStarted, SpeechStopped
 
 OUT_QUEUE_FRAMES = 512  # frames waiting for the transport
 
@@ -49,6 +49,7 @@ class Session:
         cfg: SessionConfig | None = None,
         session_id: str | None = None,
         on_turn: Callable[[dict], None] | None = None,
+        speculation: dict | None = None,
     ):
         self.engines = engines
         self.cfg = cfg or SessionConfig()
@@ -58,18 +59,22 @@ class Session:
         self.conversation = Conversation()
         self.reply: Reply | None = None
         self._out: asyncio.Queue[F.Frame] = asyncio.Queue(OUT_QUEUE_FRAMES)
-        self._listener = Listener(engines.asr, self._on_endpoint, self.error)
-        self._listener.configure(self.cfg.turn_detection)
+        self._listener = Listener(engines.asr, self._on_endpoint, self.error, engines.judge)
+        self._listener.configure(self.cfg.endpointing)
         self._user_item: str | None = None  # the user item the current speech will become
+        self._speculative: Reply | None = None  # a held reply to the turn the user seems to have ended
+        # Counts of held replies: started, used, discarded, and the work the discarded ones wasted (a
+        # server passes one dict for all its sessions).
+        self.speculation = speculation if speculation is not None else dict.fromkeys(SPECULATION_COUNTS, 0)
         self._clock: TurnClock | None = None  # the turn being heard, until its reply starts
         self._closed = False
 
     # -- settings and output ---------------------------------------------------------------------------
     def update(self, cfg: SessionConfig) -> None:
-        vad_changed = cfg.turn_detection != self.cfg.turn_detection
+        changed = cfg.endpointing != self.cfg.endpointing
         self.cfg = cfg
-        if vad_changed:
-            self._listener.configure(cfg.turn_detection)
+        if changed:
+            self._listener.configure(cfg.endpointing)
 
     async def emit(self, frame: F.Frame) -> None:
         # After close() nobody reads the queue: dropping keeps a full queue from blocking the shutdown.
@@ -145,15 +150,30 @@ class Session:
     async def _on_endpoint(self, ev) -> None:
         if isinstance(ev, SpeechStarted):
             await self._speech_started(ev)
+        elif isinstance(ev, TurnLikely):
+            await self._turn_likely(ev)
+        elif isinstance(ev, SpeechResumed):
+            await self._discard_speculative()  # the user went on: the held reply answered half a turn
         elif isinstance(ev, SpeechStopped):
             await self._speech_stopped(ev)
         elif isinstance(ev, Turn):
-            clock = self._clock or TurnClock()
-            clock.transcript = time.perf_counter()
-            item, self._user_item, self._clock = self._user_item or new_id("item"), None, None
-            await self._user_said(item, ev.text, clock, auto_reply=self.cfg.create_response)
+            await self._turn(ev)
+
+    async def _turn(self, ev: Turn) -> None:
+        clock = self._clock or TurnClock()
+        clock.transcript, clock.turn_judge_ms = time.perf_counter(), ev.judge_ms
+        item, self._user_item, self._clock = self._user_item or new_id("item"), None, None
+        held = self._speculative
+        if held is not None and held.user_text != ev.text.strip():
+            await self._discard_speculative()
+            held = None
+        self._speculative = None
+        await self._user_said(item, ev.text, clock, auto_reply=self.cfg.create_response and held is None)
+        if held is not None:
+            await self._release(held, clock)
 
     async def _speech_started(self, ev: SpeechStarted) -> None:
+        await self._discard_speculative()
         self._user_item = new_id("item")
         stopped = self._stop_reply() if self.cfg.interrupt_response else None  # barge-in
         await self.emit(F.UserSpeechStarted(self.turns.current, self._user_item, ev.padded_start_ms))
@@ -188,16 +208,66 @@ class Session:
         if self.reply is not None:
             await self.error("conversation_already_has_active_response", "a response is already in progress")
             return None
+        await self._discard_speculative()
         clock = clock or self._clock or TurnClock()
         self._clock = None
+        cfg = self.cfg.replace(**(overrides or {}))
+        reply = self._start_reply(clock, modalities or cfg.output_modalities, cfg)
+        self.reply = reply
+        reply.released.set()
+        await self.emit(F.ResponseStarted(reply.turn_id, reply.response_id, reply.item_id, reply.modalities))
+        return reply
+
+    def _start_reply(self, clock: TurnClock, modalities, cfg: SessionConfig, user_text: str = "") -> Reply:
+        """A new reply task under a new turn id. `user_text`: the speculative transcript a held reply
+        answers (not in the conversation yet); empty for a reply to the conversation as it is."""
         clock.response_start = time.perf_counter()
         turn = self.turns.advance()
-        cfg = self.cfg.replace(**(overrides or {}))
-        reply = Reply(new_id("resp"), new_id("item"), turn, clock, modalities or cfg.output_modalities, cfg)
-        self.reply = reply
-        await self.emit(F.ResponseStarted(turn, reply.response_id, reply.item_id, reply.modalities))
-        reply.task = asyncio.create_task(self._respond(reply))
+        reply = Reply(new_id("resp"), new_id("item"), turn, clock, modalities, cfg, user_text=user_text)
+        messages = self.conversation.messages(cfg.instructions)
+        if user_text:
+            messages.append({"role": "user", "content": user_text})
+        reply.task = asyncio.create_task(self._respond(reply, messages))
         return reply
+
+    # -- speculation: a reply started in the user's pause, held until the end of the turn is confirmed --
+    async def _turn_likely(self, ev: TurnLikely) -> None:
+        text = ev.text.strip()
+        if (
+            not text
+            or not self.cfg.create_response
+            or self.reply is not None
+            or self._speculative is not None
+        ):
+            return
+        clock = TurnClock(speech_end=self._listener.wall_at(ev.audio_end_ms))
+        self._speculative = self._start_reply(clock, self.cfg.output_modalities, self.cfg, user_text=text)
+        self.speculation["started"] += 1
+
+    async def _release(self, reply: Reply, heard: TurnClock) -> None:
+        """The turn ended as the held reply assumed: it becomes the reply, and what it held goes out."""
+        reply.clock.speech_end = heard.speech_end
+        reply.clock.stop_decided, reply.clock.transcript = heard.stop_decided, heard.transcript
+        reply.clock.turn_judge_ms = heard.turn_judge_ms
+        self.reply = reply
+        self.speculation["used"] += 1
+        await self.emit(F.ResponseStarted(reply.turn_id, reply.response_id, reply.item_id, reply.modalities))
+        while reply.held:  # in order; the stream keeps holding until the list is empty
+            await self.emit(reply.held.pop(0))
+        reply.released.set()
+
+    async def _discard_speculative(self, wait: bool = False) -> None:
+        """Drop the held reply (it stops before its next LM step or piper piece; `wait` for that)."""
+        reply, self._speculative = self._speculative, None
+        if reply is None:
+            return
+        reply.task.cancel()
+        if wait:
+            with contextlib.suppress(BaseException):
+                await reply.task
+        self.speculation["discarded"] += 1
+        self.speculation["wasted_forward_passes"] += reply.nfe
+        self.speculation["wasted_audio_ms"] += round(reply.synthesized_ms, 1)
 
     async def cancel(self, reason: str = "client_cancelled") -> bool:
         """Stop the current reply now (barge-in or response.cancel). False if none was running."""
@@ -223,13 +293,16 @@ class Session:
         await self.emit(F.Interrupted(self.turns.current, reply.response_id, reply.item_id, played or 0.0))
         await self._finish(reply, "cancelled", text, reason)
 
-    async def _respond(self, reply: Reply) -> None:
-        messages = self.conversation.messages(reply.cfg.instructions)
+    async def _respond(self, reply: Reply, messages: list[dict]) -> None:
         try:
             await ReplyStream(reply, self.engines, self.emit, self.turns).run(messages, self.id)
+            await reply.released.wait()  # a held reply finishes only as the reply to a confirmed turn
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 -- reported as a failed response, the session lives on
+            if self._speculative is reply:  # never shown: the confirmed turn gets a fresh reply
+                self._speculative = None
+                return
             if self.reply is reply:
                 self.reply = None
                 self.turns.advance()
@@ -259,7 +332,8 @@ class Session:
         await self.emit(done)
         if self.on_turn is not None:
             turn = {"session_id": self.id, "response_id": reply.response_id, "item_id": reply.item_id}
-            self.on_turn({**turn, "status": status, "latency_ms": metrics})
+            speculative = bool(reply.user_text)
+            self.on_turn({**turn, "status": status, "speculative": speculative, "latency_ms": metrics})
 
     # -- conversation edits from the client ------------------------------------------------------------
     def truncate(self, item_id: str, audio_end_ms: float) -> str:
@@ -280,6 +354,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        await self._discard_speculative(wait=True)
         reply = self._stop_reply()
         await self._listener.close()
         if reply is not None:

@@ -228,9 +228,20 @@ class Synthesizer:
     def load(cls, spec: str | None = None, cfg: TtsConfig | None = None) -> Synthesizer:
         cfg = cfg or TtsConfig()
         path = resolve_voice(spec or cfg.voice)
+        import onnxruntime
         from piper import PiperVoice
 
-        return cls(PiperVoice.load(str(path)), cfg, path)
+        voice = PiperVoice.load(str(path))
+        # Every sentence has another length, and onnxruntime's default memory arena and pattern planner
+        # keep buffers for every shape seen: a server's memory grew 138 -> 286 MB over 80 sentences (and
+        # on through a soak). Without them it stays flat (+25 MB, the same speed).
+        options = onnxruntime.SessionOptions()
+        options.enable_mem_pattern = False
+        options.enable_cpu_mem_arena = False
+        voice.session = onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=voice.session.get_providers()
+        )
+        return cls(voice, cfg, path)
 
     @property
     def sample_rate(self) -> int:

@@ -38,6 +38,7 @@ FRAME_SAMPLES = 512  # Silero's window at 16 kHz
 CONTEXT_SAMPLES = 64  # samples of the previous window the model sees in front of each frame
 STATE_SHAPE = (1, 1, 128)  # LSTM h and c
 FRAME_MS = pcm.samples_to_ms(FRAME_SAMPLES, pcm.SAMPLE_RATE_ASR)  # 32 ms
+MAX_SETTING_MS = 60_000  # no pause, padding or minimum length makes sense beyond a minute
 NEG_THRESHOLD_GAP = 0.15  # hysteresis: speech ends below threshold - gap (Silero's own recipe)
 
 
@@ -72,8 +73,8 @@ class VadConfig:
         if not (0.0 < self.threshold < 1.0):
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         for name in ("prefix_padding_ms", "silence_duration_ms", "min_speech_ms", "pause_ms"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 ms, got {getattr(self, name)}")
+            if not 0 <= getattr(self, name) <= MAX_SETTING_MS:
+                raise ValueError(f"{name} must be in [0, {MAX_SETTING_MS}] ms, got {getattr(self, name)}")
         if self.neg_threshold is not None and not (0.0 <= self.neg_threshold <= self.threshold):
             raise ValueError(f"neg_threshold must be in [0, threshold], got {self.neg_threshold}")
 
@@ -225,6 +226,24 @@ class StreamingVad:
             events.append(self._stopped())
         self.state = self.QUIET
         return events
+
+    @property
+    def speech_end_ms(self) -> float:
+        """Where the current (or last) utterance's speech ended, so far."""
+        return self._ms(self._speech_end)
+
+    @property
+    def silence_ms(self) -> float:
+        """How long the current pause has lasted (0 unless speech is pausing)."""
+        return self._ms(self.pos - self._run_start) if self.state == self.STOPPING else 0.0
+
+    def end_turn(self) -> SpeechStopped | None:
+        """Someone else decided the pause ends the turn (a semantic end-of-turn judge): stop now, as if
+        silence_duration_ms had passed. None unless speech is pausing."""
+        if self.state != self.STOPPING:
+            return None
+        self.state = self.QUIET
+        return self._stopped()
 
     def _stopped(self) -> SpeechStopped:
         return SpeechStopped(

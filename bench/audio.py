@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from audio import pcm
-from audio.asr import EndpointConfig, Endpointer, Turn, transcribe_file
+from audio.endpoint import EndpointConfig, Endpointer, Turn, transcribe_file
 from testkit.speech import (
     MORE_UTTERANCES,
     UTTERANCES,

@@ -1,13 +1,18 @@
-"""Voice-to-voice latency through the official `openai` SDK against a real `serve` process.
+"""Voice-to-voice latency and cut-offs through the official `openai` SDK against a real `serve` process.
 
-    python -m bench.voice_latency [--json] [--model PATH] [--preset balanced] [--turns 3]
+    python -m bench.voice_latency [--turns 10] [--pauses 0.3,0.6,0.9,1.2] [--model PATH] [--quick]
 
-Starts `python -m assistant serve` on a free port with the given (default: bundled) models, speaks
-each question (piper speech, streamed in real time in 20 ms chunks, server VAD), and reads the
-server's `dlm.turn_metrics` per turn. Voice-to-voice is the server's figure: from the end of the
-user's speech (the VAD's speech end, before the 500 ms silence that confirms it) to the first reply
-audio sent. `client_ms` is what this client saw: from `speech_stopped` arriving to the first audio
-delta arriving. Prints a table, then one JSON line.
+Starts `python -m assistant serve` on a free port with the given (default: bundled) models and, side by
+side in one run, for each turn detection (`semantic_vad`, the server default, and `server_vad` with its
+500 ms silence rule):
+- latency: speaks each question (piper speech, streamed in real time in 20 ms chunks) and reads the
+  server's `dlm.turn_metrics`: voice-to-voice is the server's figure, from the end of the user's speech
+  (the VAD's speech end) to the first reply audio sent; `client` is what this client saw, from the end
+  of the question's audio leaving it to the first audio delta arriving. Median and p90 per stage.
+- cut-offs: requests spoken with a pause in the middle ("I'd like to book a table for ... two people
+  tomorrow evening."), one per pause length; a request heard as more than one turn was cut off.
+Then the server's speculation counters (replies started in a pause, used, discarded, and the work the
+discarded ones wasted). Prints tables, then one JSON line.
 """
 
 from __future__ import annotations
@@ -37,9 +42,23 @@ QUESTIONS = [
     "Tell me a joke.",
     "Thank you, that was nice.",
 ]
+# (first half, second half): each half alone is not a whole request.
+SPLIT_REQUESTS = [
+    ("I would like to book a table for", "two people tomorrow evening."),
+    ("Can you tell me a joke about", "cats and dogs?"),
+    ("Please remind me to call my mother", "when I get home tonight."),
+    ("What is a good movie to watch with", "my kids this weekend?"),
+]
+PAUSES_S = (0.3, 0.6, 0.9, 1.2)
+MODES = {  # turn_detection sent in session.update
+    "semantic_vad": {"type": "semantic_vad", "eagerness": "auto"},
+    "server_vad": {"type": "server_vad", "silence_duration_ms": 500},
+}
 CHUNK_MS = 20  # a live microphone's packet size
-LEAD_S, TRAIL_S = 0.5, 2.0
-STAGES = ("endpointing", "asr", "first_text", "first_audio", "voice_to_voice")
+LEAD_S, TRAIL_S = 0.5, 3.0  # silence before and after each clip (the trail outlasts the longest wait)
+STAGES = ("endpointing", "asr", "turn_judge", "first_text", "first_audio", "voice_to_voice")
+SERVER_START_S = 120
+REPLY_WAIT_S = 30  # after the clip, how long the last reply may take
 
 
 def free_port() -> int:
@@ -53,7 +72,7 @@ def start_server(port: int, args) -> subprocess.Popen:
     if args.model:
         cmd += ["--model", args.model]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + SERVER_START_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"serve exited: {proc.stderr.read().decode()[-2000:]}")
@@ -63,97 +82,179 @@ def start_server(port: int, args) -> subprocess.Popen:
         except OSError:
             time.sleep(0.3)
     proc.kill()
-    raise SystemExit("serve did not answer /healthz within 120 s")
+    raise SystemExit(f"serve did not answer /healthz within {SERVER_START_S} s")
 
 
-def spoken(tts: Synthesizer, text: str) -> np.ndarray:
-    rate = pcm.SAMPLE_RATE_API
-    voice = np.concatenate([c.samples for c in tts.synthesize(text, rate=rate)])
-    silence = np.zeros
-    return np.concatenate(
-        [silence(int(LEAD_S * rate), np.float32), voice, silence(int(TRAIL_S * rate), np.float32)]
-    )
+def speech(tts: Synthesizer, text: str) -> np.ndarray:
+    return np.concatenate([c.samples for c in tts.synthesize(text, rate=pcm.SAMPLE_RATE_API)])
 
 
-async def one_turn(port: int, audio: np.ndarray) -> dict:
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * pcm.SAMPLE_RATE_API), np.float32)
+
+
+def clip(*parts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lead silence + parts + trailing silence, and where the speech ends (seconds into the clip)."""
+    body = np.concatenate(parts)
+    return np.concatenate([silence(LEAD_S), body, silence(TRAIL_S)]), LEAD_S + len(body) / pcm.SAMPLE_RATE_API
+
+
+async def run_clip(port: int, audio: np.ndarray, speech_end_s: float, mode: str) -> dict:
+    """Stream one clip in real time; collect what the server heard and said, and the last turn's metrics."""
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(api_key="unused", base_url=f"http://127.0.0.1:{port}/v1")
-    seen: dict[str, float] = {}
-    out = {"heard": "", "said": ""}
-    step = pcm.ms_to_samples(CHUNK_MS, pcm.SAMPLE_RATE_API)
-
+    out = {"heard": [], "said": "", "latency_ms": None, "client_ms": None, "metrics": 0}
     async with client.realtime.connect(model="dlm") as conn:
-
-        async def send():
-            t0 = time.perf_counter()
-            for i, start in enumerate(range(0, len(audio), step)):
-                chunk = pcm.float_to_int16_bytes(audio[start : start + step])
-                await conn.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
-                await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_MS / 1000 - time.perf_counter()))
-
-        sender = asyncio.create_task(send())
-        async for ev in conn:
-            seen.setdefault(ev.type, time.perf_counter())
-            if ev.type == "conversation.item.input_audio_transcription.completed":
-                out["heard"] = ev.transcript
-            elif ev.type == "response.output_audio_transcript.delta":
-                out["said"] += ev.delta
-            elif ev.type == "error":
-                raise SystemExit(f"server error: {ev.error.message}")
-            elif ev.type == "dlm.turn_metrics":
-                out["latency_ms"] = ev.latency_ms if isinstance(ev.latency_ms, dict) else dict(ev.latency_ms)
-                break
-        sender.cancel()
-    out["client_ms"] = 1000 * (
-        seen["response.output_audio.delta"] - seen["input_audio_buffer.speech_stopped"]
-    )
+        td = MODES[mode]
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": td}}})
+        t0 = time.perf_counter()
+        reader = asyncio.create_task(_read(conn, out, t0 + speech_end_s))
+        try:
+            await _send(conn, audio, t0)
+            deadline = time.perf_counter() + REPLY_WAIT_S
+            while (
+                not (out["metrics"] and out["metrics"] >= len(out["heard"]))
+                and time.perf_counter() < deadline
+            ):
+                await asyncio.sleep(0.05)  # the reply to the last turn is still going
+        finally:
+            reader.cancel()
     return out
 
 
-def main(argv=None) -> int:
+async def _send(conn, audio: np.ndarray, t0: float) -> None:
+    step = pcm.ms_to_samples(CHUNK_MS, pcm.SAMPLE_RATE_API)
+    for i, start in enumerate(range(0, len(audio), step)):
+        chunk = pcm.float_to_int16_bytes(audio[start : start + step])
+        await conn.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
+        await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_MS / 1000 - time.perf_counter()))
+
+
+async def _read(conn, out: dict, speech_end_at: float) -> None:
+    async for ev in conn:
+        if ev.type == "conversation.item.input_audio_transcription.completed":
+            out["heard"].append(ev.transcript)
+        elif ev.type == "response.output_audio.delta" and out["client_ms"] is None:
+            out["client_ms"] = 1000 * (time.perf_counter() - speech_end_at)
+        elif ev.type == "response.output_audio_transcript.delta":
+            out["said"] += ev.delta
+        elif ev.type == "error":
+            raise SystemExit(f"server error: {ev.error.message}")
+        elif ev.type == "dlm.turn_metrics":
+            lat = ev.latency_ms
+            out["latency_ms"] = lat if isinstance(lat, dict) else dict(lat)
+            out["metrics"] += 1
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def latency_rows(port: int, clips: list, mode: str) -> list[dict]:
+    rows = []
+    for question, (audio, end_s) in clips:
+        r = asyncio.run(run_clip(port, audio, end_s, mode))
+        rows.append({"question": question, **r})
+    return rows
+
+
+def cutoff_rows(port: int, split_clips: list, mode: str) -> list[dict]:
+    rows = []
+    for pause, request, (audio, end_s) in split_clips:
+        r = asyncio.run(run_clip(port, audio, end_s, mode))
+        rows.append({"pause_s": pause, "request": request, "turns": len(r["heard"]), "heard": r["heard"]})
+    return rows
+
+
+def stage_stats(rows: list[dict]) -> dict:
+    out = {}
+    for s in (*STAGES, "client"):
+        vals = [r["client_ms"] if s == "client" else (r["latency_ms"] or {}).get(s) for r in rows]
+        vals = [v for v in vals if v is not None]
+        if vals:
+            out[s] = {"median": round(statistics.median(vals)), "p90": round(percentile(vals, 0.9))}
+    return out
+
+
+def cutoff_rates(rows: list[dict]) -> dict:
+    rates = {}
+    for pause in sorted({r["pause_s"] for r in rows}):
+        at = [r for r in rows if r["pause_s"] == pause]
+        rates[str(pause)] = round(sum(r["turns"] > 1 for r in at) / len(at), 3)
+    return rates
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--json", action="store_true", help="(kept for symmetry: the JSON line is always printed)"
     )
     ap.add_argument("--model", help="diffusion LM folder (default: bundled)")
     ap.add_argument("--preset", default="balanced", choices=PRESET_NAMES)
-    ap.add_argument("--turns", type=int, default=len(QUESTIONS))
+    ap.add_argument("--turns", type=int, default=2 * len(QUESTIONS), help="latency turns per mode")
+    ap.add_argument("--pauses", default=",".join(map(str, PAUSES_S)), help="mid-request pauses (s)")
+    ap.add_argument("--modes", default=",".join(MODES), help="turn detections to compare")
+    ap.add_argument("--quick", action="store_true", help="2 turns and one split request per mode (CI smoke)")
     args = ap.parse_args(argv)
+    args.pauses = [float(p) for p in args.pauses.split(",") if p]
+    args.modes = [m for m in args.modes.split(",") if m]
+    for m in args.modes:
+        if m not in MODES:
+            ap.error(f"unknown mode {m!r}; choose from {list(MODES)}")
+    if args.quick:
+        args.turns, args.pauses = 2, [0.6]
+    return args
 
-    tts = Synthesizer.load()
-    clips = [(q, spoken(tts, q)) for q in (QUESTIONS * 2)[: args.turns]]
+
+def make_clips(tts: Synthesizer, args) -> tuple[list, list]:
+    clips = [(q, clip(speech(tts, q))) for q in (QUESTIONS * 4)[: args.turns]]
+    requests = SPLIT_REQUESTS[:1] if args.quick else SPLIT_REQUESTS
+    halves = [(a + " ... " + b, speech(tts, a), speech(tts, b)) for a, b in requests]
+    split = [(p, text, clip(x, silence(p), y)) for p in args.pauses for text, x, y in halves]
+    return clips, split
+
+
+def print_tables(result: dict) -> None:
+    for mode, m in result["modes"].items():
+        print(f"\n{mode}: latency over {m['turns']} turns (ms)")
+        print(f"{'stage':<16} {'median':>7} {'p90':>7}")
+        for stage, st in m["stages"].items():
+            print(f"{stage:<16} {st['median']:>7} {st['p90']:>7}")
+        cut = "  ".join(f"{p}s: {r:.0%}" for p, r in m["cutoff_rate"].items())
+        print(f"cut-off rate by mid-request pause: {cut}")
+    print(f"\nspeculation (server totals): {result['speculation']}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    clips, split = make_clips(Synthesizer.load(), args)
     port = free_port()
     proc = start_server(port, args)
+    modes = {}
     try:
-        rows = [dict(asyncio.run(one_turn(port, audio)), question=q) for q, audio in clips]
+        for mode in args.modes:
+            rows = latency_rows(port, clips, mode)
+            cuts = cutoff_rows(port, split, mode)
+            modes[mode] = {
+                "turns": len(rows),
+                "stages": stage_stats(rows),
+                "cutoff_rate": cutoff_rates(cuts),
+                "cutoffs": [c for c in cuts if c["turns"] > 1],
+                "turns_ms": [dict(r["latency_ms"] or {}, client=r["client_ms"]) for r in rows],
+            }
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as f:
+            speculation = json.loads(f.read())["summary"]["speculation"]
     finally:
         proc.terminate()
         proc.wait(10)
-
-    print(f"{'question':44} {'endpt':>6} {'asr':>6} {'text':>6} {'audio':>6} {'v2v':>6} {'client':>7}")
-    for r in rows:
-        lat = r["latency_ms"]
-        cells = " ".join(f"{lat.get(s) or 0:6.0f}" for s in STAGES)
-        print(
-            f"{r['question'][:44]:44} {cells} {r['client_ms']:7.0f}"
-            f"   heard {r['heard']!r} said {r['said'].strip()!r}"
-        )
-    median = {s: statistics.median(r["latency_ms"].get(s) or 0 for r in rows) for s in STAGES}
-    median["client_ms"] = statistics.median(r["client_ms"] for r in rows)
-    print("median:", ", ".join(f"{k} {v:.0f} ms" for k, v in median.items()))
-    print(
-        json.dumps(
-            {
-                "model": args.model or "bundled",
-                "preset": args.preset,
-                "turns": len(rows),
-                "cpu_threads": os.cpu_count(),
-                "median_ms": median,
-                "turns_ms": [dict(r["latency_ms"], client_ms=round(r["client_ms"])) for r in rows],
-            }
-        )
-    )
+    result = {"model": args.model or "bundled", "preset": args.preset, "cpus": os.cpu_count()}
+    result.update(modes=modes, speculation=speculation)
+    print_tables(result)
+    print(json.dumps(result))
     return 0
 
 

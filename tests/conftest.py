@@ -19,13 +19,24 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TINY_CKPT_VERSION = "3"  # bump when the recipe or VOICE_PAIRS change
+TINY_CKPT_VERSION = "4"  # bump when the recipe or VOICE_PAIRS change
 # Prompts as Whisper writes them (capitals, punctuation), so spoken questions reach memorised replies.
 VOICE_PAIRS = [
     ("What is the capital of France?", "The capital of France is Paris, a city on the Seine."),
     ("Hello, how are you today?", "I am doing well, thank you. How can I help you?"),
     ("Tell me a joke.", "Why did the robot cross the road? To charge its battery."),
 ]
+
+
+def heard_variants() -> list[tuple[str, str]]:
+    """Whisper punctuates the same words differently from one call to the next ("Hello, how are you
+    today?" or "Hello? How are you today?"), and the tiny model only knows the prompts it memorised."""
+    out = []
+    for question, reply in VOICE_PAIRS:
+        head, sep, tail = question.partition(", ")
+        if sep:
+            out += [(f"{head}{mark} {tail[0].upper()}{tail[1:]}", reply) for mark in ("?", ".", "!")]
+    return out
 
 
 def tiny_checkpoint_dir() -> Path:
@@ -43,7 +54,9 @@ def tiny_checkpoint_dir() -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as testkit.tiny_dlm does: on a shared 2-core machine one thread trains faster
     try:
-        model, _, _ = fx.train_tiny("block_causal", steps=600, pairs=fx.PAIRS + VOICE_PAIRS)
+        model, _, _ = fx.train_tiny(
+            "block_causal", steps=600, pairs=fx.PAIRS + VOICE_PAIRS + heard_variants()
+        )
     finally:
         torch.set_num_threads(threads)
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")

@@ -10,15 +10,8 @@ import numpy as np
 import pytest
 
 from audio import pcm
-from audio.asr import (
-    AsrConfig,
-    EndpointConfig,
-    Endpointer,
-    Transcriber,
-    Turn,
-    resolve_asr_model,
-    transcribe_file,
-)
+from audio.asr import AsrConfig, Transcriber, resolve_asr_model
+from audio.endpoint import EndpointConfig, Endpointer, Turn, transcribe_file
 from audio.vad import SpeechStarted, SpeechStopped, VadConfig
 from testkit.speech import (
     UTTERANCES,

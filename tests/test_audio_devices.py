@@ -1,4 +1,8 @@
-"""Device listing and selection, and the messages a machine without PortAudio or devices gets."""
+"""Device listing and selection, and the messages a machine without PortAudio or devices gets.
+
+Listing, selection and playback run on a private PulseAudio daemon with a virtual sink (the `pulse`
+fixture), so they check real devices on any machine; without pulseaudio they skip, and in CI
+(DLM_REQUIRE_SYSTEM=1) they fail."""
 
 import os
 import shutil
@@ -14,19 +18,32 @@ from audio import devices
 from audio.devices import AudioDeviceError, DeviceInfo, list_devices, select_device
 
 
-def test_list_devices_returns_device_info():
+def test_list_devices_returns_device_info(pulse):
     devs = list_devices()
-    assert all(isinstance(d, DeviceInfo) for d in devs)
-    assert all(str(d.index) in str(d) for d in devs)
+    assert any(d.name == "pulse" and d.inputs > 0 and d.outputs > 0 for d in devs), devs
+    assert all(isinstance(d, DeviceInfo) and str(d.index) in str(d) for d in devs)
+    assert sum(d.default_input for d in devs) == 1 and sum(d.default_output for d in devs) == 1, devs
 
 
-def test_unknown_device_name_lists_the_choices_or_says_none_exist():
-    with pytest.raises(AudioDeviceError, match="no input device matches|no sound input device"):
+def test_a_device_is_chosen_by_index_or_name_and_a_wrong_one_lists_the_choices(pulse):
+    index = next(d.index for d in list_devices() if d.name == "pulse")
+    assert select_device("pulse", "input") == index and select_device(str(index), "output") == index
+    assert select_device(None, "input") is None  # the default device
+    with pytest.raises(AudioDeviceError, match="no input device matches") as e:
         select_device("no-such-device-xyz", "input")
-    with pytest.raises(AudioDeviceError, match="not a usable output device|no sound output device"):
+    assert "pulse" in str(e.value), e.value  # the choices are listed
+    with pytest.raises(AudioDeviceError, match="not a usable output device"):
         select_device(9999, "output")
     with pytest.raises(ValueError, match="kind"):
         select_device(None, "sideways")
+
+
+def test_a_machine_without_devices_is_told_so(monkeypatch):
+    monkeypatch.setattr(devices, "list_devices", list)
+    with pytest.raises(AudioDeviceError, match="no sound input device found"):
+        select_device("anything", "input")
+    with pytest.raises(AudioDeviceError, match="no sound output device found"):
+        select_device(None, "output")
 
 
 def test_no_devices_gives_a_clear_message(monkeypatch):

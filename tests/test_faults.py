@@ -27,6 +27,7 @@ from tests.conftest import VOICE_PAIRS, session_config
 QUESTION = VOICE_PAIRS[0][0]
 FRAME_TIMEOUT_S = 60
 SETTLE_S = 1.5  # a loaded machine finishes the step in flight well within this
+TRAILING_SILENCE_S = 2.5  # ends the turn whatever the end-of-turn judge thinks (it waits 2 s at most)
 
 
 class Injected(RuntimeError):
@@ -148,7 +149,7 @@ async def test_a_failing_transcription_is_an_error_and_the_next_turn_works(engin
     faulty = Engines(lm=engines.lm, asr=FaultyASR(engines.asr), tts=engines.tts, tts_lock=engines.tts_lock)
     s = Session(faulty, session_config())
     try:
-        said = np.concatenate([silence(0.3), speech_samples(QUESTION), silence(1.5)])
+        said = np.concatenate([silence(0.3), speech_samples(QUESTION), silence(TRAILING_SILENCE_S)])
         await speak(s, said)
         got = await until(s, lambda f: isinstance(f, F.ErrorFrame))
         assert got[-1].code == "transcription_failed" and "Injected" in got[-1].message
@@ -177,7 +178,7 @@ async def test_a_failing_vad_is_an_error_and_the_next_turn_works(engines, monkey
         await speak(s, silence(0.2))
         got = await until(s, lambda f: isinstance(f, F.ErrorFrame))
         assert "Injected" in got[-1].message
-        await speak(s, np.concatenate([silence(0.3), speech_samples(QUESTION), silence(1.5)]))
+        await speak(s, np.concatenate([silence(0.3), speech_samples(QUESTION), silence(TRAILING_SILENCE_S)]))
         assert (await until(s, is_done))[-1].status == "completed"
     finally:
         await s.close()

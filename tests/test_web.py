@@ -185,6 +185,8 @@ def test_reply_streams_and_plays(voice_run):
     assert any(voice_run["assistant"]), voice_run["assistant"]
     if not (os.environ.get("DLM_TEST_MODEL") or os.environ.get("DLM_WEB_SERVER")):
         assert MEMORISED_REPLY in normalize_text(voice_run["assistant"][0]), voice_run["assistant"]
+    else:  # another model: at least a reply in words
+        assert normalize_text(voice_run["assistant"][0]), voice_run["assistant"]
     s = voice_run["stats"]
     assert s["audioDeltas"] > 0 and s["framesPlayed"] > 0, s
     assert s["chunksSent"] > 50, s  # the microphone streamed ~1 s or more of 20 ms chunks

@@ -21,7 +21,7 @@ const ui = {
   log: $("log"), empty: $("empty"), form: $("composer"), input: $("composer-input"), send: $("send"),
   chart: $("chart"), latSummary: $("lat-summary"), legend: $("legend"), latLast: $("lat-last"), latMedian: $("lat-median"),
   latCaption: $("lat-caption"),
-  preset: $("preset"), custom: $("custom"), threshold: $("threshold"), thresholdOut: $("threshold-out"),
+  preset: $("preset"), turn: $("turn"), custom: $("custom"), threshold: $("threshold"), thresholdOut: $("threshold-out"),
   maxSteps: $("max-steps"), instructions: $("instructions"), toasts: $("toasts"),
   echo: $("echo"), noise: $("noise"), agc: $("agc"),
 };
@@ -384,6 +384,7 @@ async function sendText(text) {
 
 function fillSettings() {
   ui.preset.value = settings.preset;
+  ui.turn.value = settings.turn;
   ui.custom.checked = settings.custom;
   ui.threshold.value = String(settings.threshold);
   ui.thresholdOut.textContent = Number(settings.threshold).toFixed(2);
@@ -406,6 +407,7 @@ function updateSettings(patch, { session = true, restartMic = false } = {}) {
 
 function bindSettings() {
   ui.preset.onchange = () => updateSettings({ preset: ui.preset.value });
+  ui.turn.onchange = () => updateSettings({ turn: ui.turn.value });
   ui.custom.onchange = () => updateSettings({ custom: ui.custom.checked });
   ui.threshold.oninput = () => (ui.thresholdOut.textContent = Number(ui.threshold.value).toFixed(2));
   ui.threshold.onchange = () => updateSettings({ threshold: Number(ui.threshold.value) });

@@ -2,10 +2,12 @@
 
 const KEY = "dlm-voice.settings.v1";
 
-export const PRESETS = ["fastest", "balanced", "quality"];
+export const PRESETS = ["auto", "fastest", "balanced", "quality"];
+export const TURN_MODES = ["auto", "high", "low", "silence"]; // semantic_vad eagerness, or server_vad
 
 export const DEFAULTS = Object.freeze({
-  preset: "balanced", // diffusion speed/quality knob (session.dlm.preset)
+  preset: "auto", // diffusion speed/quality knob (session.dlm.preset); auto: the model's own decoding
+  turn: "auto", // end of turn: judged from what was said (semantic_vad eagerness), or "silence" (server_vad)
   custom: false, // send threshold / max_steps_per_block overrides too
   threshold: 0.9, // confidence needed to commit a token in parallel
   maxSteps: 8, // forward passes allowed per block
@@ -27,6 +29,7 @@ export function loadSettings() {
     if (k in DEFAULTS && typeof v === typeof DEFAULTS[k]) s[k] = v;
   }
   if (!PRESETS.includes(s.preset)) s.preset = DEFAULTS.preset;
+  if (!TURN_MODES.includes(s.turn)) s.turn = DEFAULTS.turn;
   return s;
 }
 
@@ -36,6 +39,12 @@ export function saveSettings(s) {
   } catch {
     // private mode or full storage: settings just are not remembered
   }
+}
+
+function turnDetection(mode) {
+  const flags = { create_response: true, interrupt_response: true };
+  if (mode === "silence") return { type: "server_vad", ...flags };
+  return { type: "semantic_vad", eagerness: mode, ...flags };
 }
 
 // Settings -> the session object of a session.update event.
@@ -51,7 +60,7 @@ export function sessionFromSettings(s) {
     audio: {
       input: {
         format: { type: "audio/pcm", rate: 24000 },
-        turn_detection: { type: "server_vad", create_response: true, interrupt_response: true },
+        turn_detection: turnDetection(s.turn),
       },
       output: { format: { type: "audio/pcm", rate: 24000 } },
     },

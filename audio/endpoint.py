@@ -1,0 +1,304 @@
+"""Endpointing: a 16 kHz stream in, transcribed user turns out (VAD + speculative Whisper + turn judge).
+
+    ep = Endpointer(EndpointConfig(vad=VadConfig()), asr)          # one per audio stream
+    for chunk in stream_16k:                  # float32 [n] at 16 kHz, any n (live frames or a whole file)
+        for ev in ep.feed(chunk):
+            SpeechStarted(audio_start_ms, padded_start_ms)  # user began talking (barge-in point)
+            TurnLikely(text, audio_end_ms, p_complete)      # semantic: the pause looks like the end
+            SpeechResumed(at_ms)                            # ... it was not: the user goes on
+            SpeechStopped(audio_end_ms, confirmed_ms)       # the turn ended
+            Turn(text, start_ms, end_ms, asr_ms, wait_ms, speculative)  # its transcript, right after
+    ep.flush()                                # end of stream: closes an open turn
+    ep.close()                                # stops the worker threads
+
+One Whisper call costs about the same whatever the utterance length (~0.4 s for tiny.en on two cores), so
+the endpointer transcribes *speculatively* at the first moment of silence (VAD SpeechPaused, pause_ms = 160
+ms into it: longer than the dips between words), in a worker thread, while the silence wait runs. If the
+speaker stays quiet the turn ends and that result is reused (`speculative=True`); if speech resumes it is
+dropped and the next pause starts a new one. One transcription runs at a time and none is started while the
+user speaks (a dropped call already running finishes: Whisper cannot be interrupted). `speculative=False`
+transcribes only after the endpoint (the slow baseline, kept for comparison).
+
+Ending the turn, two ways:
+- silence only (`semantic=None`, server_vad): the turn ends after silence_duration_ms, whatever was said.
+- semantic (`semantic=SemanticConfig`, semantic_vad): the VAD waits up to max_wait_ms, but as soon as the
+  speculative transcript is in and the judge (`TurnJudge`: the words, and Smart Turn on the audio, run
+  beside Whisper) finds the turn complete, it ends after complete_silence_ms of silence. "I want to go to
+  the ..." waits; "Set a timer for ten minutes." does not. Without a judge, silence only.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from audio import pcm
+from audio.asr import Transcriber, Transcript
+from audio.vad import SpeechPaused, SpeechResumed, SpeechStarted, SpeechStopped, StreamingVad, VadConfig
+
+
+class TurnJudge(Protocol):
+    """Whether a paused user has finished their turn (assistant.turn_judge implements it)."""
+
+    def p_audio(self, audio_16k: np.ndarray) -> float | None:
+        """The probability from the sound alone, or None without an audio model."""
+
+    def p_complete(self, p_audio: float | None, text: str) -> float:
+        """The probability that the turn is complete, from both signals."""
+
+
+@dataclass
+class SemanticConfig:
+    """End of turn judged from what was said (Realtime `semantic_vad`)."""
+
+    complete_silence_ms: int = 200  # silence after which a turn judged complete ends
+    max_wait_ms: int = 2000  # silence after which any turn ends (an unfinished one waits this long)
+    threshold: float = 0.5  # p_complete at or above which the turn is judged complete
+
+    def __post_init__(self):
+        if not 0 < self.complete_silence_ms <= self.max_wait_ms:
+            raise ValueError(
+                "need 0 < complete_silence_ms <= max_wait_ms, got "
+                f"{self.complete_silence_ms} and {self.max_wait_ms}"
+            )
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+# OpenAI's eagerness levels: how soon a finished-sounding turn ends, and how long an unfinished one waits.
+EAGERNESS = {
+    "low": SemanticConfig(complete_silence_ms=400, max_wait_ms=4000),
+    "medium": SemanticConfig(complete_silence_ms=200, max_wait_ms=2000),
+    "high": SemanticConfig(complete_silence_ms=150, max_wait_ms=1000),
+}
+EAGERNESS["auto"] = EAGERNESS["medium"]
+
+
+@dataclass
+class EndpointConfig:
+    """Turn detection: VAD settings, how transcription is scheduled, and how a turn ends."""
+
+    vad: VadConfig = field(default_factory=VadConfig)
+    speculative: bool = True  # transcribe at the first silence and reuse the result if the turn ends there
+    min_turn_ms: float = 0.0  # turns with less speech than this are dropped without transcription
+    semantic: SemanticConfig | None = None  # None: silence only (vad.silence_duration_ms)
+
+    def __post_init__(self):
+        if self.min_turn_ms < 0:
+            raise ValueError(f"min_turn_ms must be >= 0, got {self.min_turn_ms}")
+
+    def replace(self, **kw) -> EndpointConfig:
+        return replace(self, **kw)
+
+
+@dataclass
+class TurnLikely:
+    """Semantic endpointing: the pause looks like the end of the turn (not confirmed yet)."""
+
+    text: str  # the speculative transcript
+    audio_end_ms: float
+    p_complete: float
+
+
+@dataclass
+class Turn:
+    """The transcript of one user turn."""
+
+    text: str
+    start_ms: float  # detected speech start (stream position)
+    end_ms: float  # detected speech end
+    asr_ms: float  # wall time of the Whisper call that produced `text`
+    wait_ms: float  # wall time from the endpoint decision (SpeechStopped) to this transcript
+    speculative: bool  # True when the transcription started at the first silence was reused
+    audio_ms: float = 0.0  # audio given to Whisper (prefix padding included)
+    p_complete: float | None = None  # the judge's verdict on the pause that ended it (semantic only)
+    judge_ms: float | None = None  # wall time the judge added beyond Whisper (semantic only)
+
+
+EndpointEvent = SpeechStarted | TurnLikely | SpeechResumed | SpeechStopped | Turn
+
+
+@dataclass
+class _Judged:
+    transcript: Transcript
+    p_complete: float | None  # None without a judge
+    p_audio: float | None = None
+    judge_ms: float = 0.0  # wall time of the judge beyond Whisper
+
+
+class Endpointer:
+    """VAD + speculative transcription (+ a turn judge) for one stream. Sync API; worker threads run the
+    models."""
+
+    def __init__(
+        self,
+        cfg: EndpointConfig | VadConfig | None,
+        transcriber: Transcriber,
+        vad_model=None,
+        judge: TurnJudge | None = None,
+    ):
+        if isinstance(cfg, VadConfig):
+            cfg = EndpointConfig(vad=cfg)
+        self.cfg = cfg or EndpointConfig()
+        self.asr = transcriber
+        self.judge = judge if self.cfg.semantic is not None else None
+        vad_cfg = self.cfg.vad
+        if self.judge is not None:  # the VAD's own stop is the longest wait; the judge ends turns sooner
+            vad_cfg = vad_cfg.replace(silence_duration_ms=self.cfg.semantic.max_wait_ms)
+        self.vad = StreamingVad(vad_cfg, vad_model)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
+        self._audio_pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn") if self.judge else None
+        )
+        self._pending: Future | None = None  # speculative transcription (and judgement) of the current pause
+        self._likely_sent = False  # TurnLikely sent for the current pause
+        self._start_ms = 0.0
+        self.stats = {"turns": 0, "reused": 0, "discarded": 0, "judged": 0, "ended_early": 0, "judge_ms": 0.0}
+
+    def feed(self, x: np.ndarray) -> list[EndpointEvent]:
+        """x: float32 [n] at 16 kHz. Returns the events, in stream order."""
+        out = self._handle(self.vad.feed(x))
+        return out + self._judged_end()
+
+    def flush(self) -> list[EndpointEvent]:
+        """End of stream: an open turn ends where its speech ended and is transcribed."""
+        return self._handle(self.vad.flush())
+
+    def reset(self) -> None:
+        self._drop_pending()
+        self.vad.reset()
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait until the speculative transcription (and judgement) in flight is done. A live stream
+        never needs this; a file or a test fed faster than real time uses it to see what a fast
+        machine would decide at this point of the stream."""
+        if self._pending is not None:
+            self._pending.exception(timeout)
+
+    def close(self) -> None:
+        self._drop_pending()
+        self._pool.shutdown(wait=True)
+        if self._audio_pool is not None:
+            self._audio_pool.shutdown(wait=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _handle(self, vad_events) -> list[EndpointEvent]:
+        out: list[EndpointEvent] = []
+        for ev in vad_events:
+            if isinstance(ev, SpeechStarted):
+                self._drop_pending()
+                self._start_ms = ev.audio_start_ms
+                out.append(ev)
+            elif isinstance(ev, SpeechPaused):
+                if self.cfg.speculative and len(ev.audio):
+                    self._drop_pending()
+                    self._pending = self._pool.submit(self._transcribe_and_judge, ev.audio)
+            elif isinstance(ev, SpeechResumed):
+                if self._likely_sent:
+                    out.append(ev)  # whoever speculated on TurnLikely drops that work now
+                self._drop_pending()
+            elif isinstance(ev, SpeechStopped):
+                out.append(ev)
+                turn = self._finish(ev)
+                if turn is not None:
+                    out.append(turn)
+        return out
+
+    def _transcribe_and_judge(self, audio: np.ndarray) -> _Judged:
+        """Worker thread: Whisper on the audio so far, with the audio judge beside it, then the verdict."""
+        if self.judge is None:
+            return _Judged(self.asr.transcribe(audio), None)
+        p_audio_job = self._audio_pool.submit(self.judge.p_audio, audio)
+        tr = self.asr.transcribe(audio)
+        t0 = time.perf_counter()
+        p_audio = p_audio_job.result()
+        p = self.judge.p_complete(p_audio, tr.text)
+        return _Judged(tr, p, p_audio, (time.perf_counter() - t0) * 1000.0)
+
+    def _judged_end(self) -> list[EndpointEvent]:
+        """Semantic endpointing, checked after every feed: a pause whose transcript is judged complete
+        announces itself (TurnLikely) and ends after complete_silence_ms instead of max_wait_ms."""
+        if self.judge is None or self._pending is None or not self._pending.done():
+            return []
+        failed = self._pending.exception()
+        if failed is not None:  # reported once; the turn then ends on silence and is transcribed again
+            self._pending = None
+            raise failed
+        judged = self._pending.result()
+        if judged.p_complete is None or judged.p_complete < self.cfg.semantic.threshold:
+            return []
+        out: list[EndpointEvent] = []
+        if not self._likely_sent:
+            self._likely_sent = True
+            out.append(TurnLikely(judged.transcript.text, self.vad.speech_end_ms, judged.p_complete))
+        if self.vad.silence_ms >= self.cfg.semantic.complete_silence_ms:
+            stopped = self.vad.end_turn()
+            if stopped is not None:
+                self.stats["ended_early"] += 1
+                out.append(stopped)
+                turn = self._finish(stopped)
+                if turn is not None:
+                    out.append(turn)
+        return out
+
+    def _finish(self, ev: SpeechStopped) -> Turn | None:
+        t0 = time.perf_counter()
+        self._likely_sent = False
+        if ev.audio_end_ms - self._start_ms < self.cfg.min_turn_ms:
+            self._drop_pending()
+            return None
+        reused = self._pending is not None
+        if reused:
+            judged, self._pending = self._pending.result(), None
+        else:
+            # No pause was seen (stream ended mid-speech) or speculation is off: transcribe the turn now.
+            judged = _Judged(self._pool.submit(self.asr.transcribe, ev.audio).result(), None)
+        self.stats["turns"] += 1
+        self.stats["reused"] += int(reused)
+        if judged.p_complete is not None:
+            self.stats["judged"] += 1
+            self.stats["judge_ms"] += judged.judge_ms
+        tr = judged.transcript
+        return Turn(
+            text=tr.text,
+            start_ms=self._start_ms,
+            end_ms=ev.audio_end_ms,
+            asr_ms=tr.ms,
+            wait_ms=(time.perf_counter() - t0) * 1000.0,
+            speculative=reused,
+            audio_ms=tr.audio_ms,
+            p_complete=judged.p_complete,
+            judge_ms=judged.judge_ms if judged.p_complete is not None else None,
+        )
+
+    def _drop_pending(self) -> None:
+        self._likely_sent = False
+        if self._pending is not None:
+            # A running Whisper call cannot be interrupted; a queued one is cancelled. Either way it is
+            # unused.
+            self._pending.cancel()
+            self._pending = None
+            self.stats["discarded"] += 1
+
+
+def transcribe_file(path: str | Path, endpointer: Endpointer, chunk_ms: float = 100.0) -> list[Turn]:
+    """A WAV file through the live path (resampled to 16 kHz, fed in chunks as fast as possible)."""
+    x, rate = pcm.read_wav(path)
+    x = pcm.resample(x, rate, pcm.SAMPLE_RATE_ASR)
+    endpointer.reset()
+    step = pcm.ms_to_samples(chunk_ms, pcm.SAMPLE_RATE_ASR)
+    turns: list[Turn] = []
+    for i in range(0, len(x), step):
+        turns += [e for e in endpointer.feed(x[i : i + step]) if isinstance(e, Turn)]
+    turns += [e for e in endpointer.flush() if isinstance(e, Turn)]
+    return turns

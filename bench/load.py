@@ -1,0 +1,493 @@
+"""Load, soak and capacity of a real `serve` process on loopback, through the official `openai` SDK.
+
+    python -m bench.load --voice 2 --text 1 --seconds 60     # N voice + M text sessions for S seconds
+    python -m bench.load --soak 500                          # turns until 500 completed; memory growth
+    python -m bench.load --capacity                          # voice sessions 1, 2, 3, ... while v2v < 1 s
+    python -m bench.load --smoke                             # CI: 1 voice + 1 text for 20 s, 20-turn soak
+    (each also takes --model PATH and --preset NAME, passed to `serve`)
+
+Starts `python -m assistant serve --port 0` (bundled models unless --model), makes the questions with
+piper (testkit.speech, cached), and runs the clients of bench/load_clients.py. Per phase it reports
+completed turns by kind, errors (error events, responses not completed, timeouts, disconnects),
+voice-to-voice percentiles (the server's `dlm.turn_metrics` figure, and the client's own: last sample
+of the question to the first reply audio), the text clients' time to the first delta, and the server's
+RSS every second. Every run also checks refusal: max_sessions connections are served and answer, one
+more gets an `error` event with code `too_many_sessions` and is closed (and likewise one address past
+max_sessions_per_client). Each client binds its own loopback address (127.0.x.y), as separate users
+would connect from separate addresses. Every loop is bounded in turns and time. Prints a table, then,
+last, one JSON line (`ok` is false, and --smoke exits 1, when a smoke check fails).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from bench.load_clients import (
+    TURN_TIMEOUT_S,
+    Budget,
+    Tally,
+    connect,
+    expect,
+    loopback,
+    read_turn,
+    text_client,
+    voice_client,
+)
+
+QUESTIONS = [  # what the voice clients ask, in turn (small talk the bundled model handles)
+    "Hello, how are you today?",
+    "Can you recommend a good movie for tonight?",
+    "Tell me a joke.",
+    "What should I cook for dinner?",
+    "Thank you, that was nice.",
+]
+V2V_GOAL_MS = 1000.0  # the capacity criterion: median voice-to-voice under one second
+START_TIMEOUT_S = 180.0  # loading the models on a busy machine
+STOP_TIMEOUT_S = 15.0
+RSS_EVERY_S = 1.0
+PROGRESS_EVERY_S = 30.0
+SESSIONS_IDLE_TIMEOUT_S = 20.0  # closed sessions leave the server's count within this
+WARMUP_TURNS = 10  # a soak's RSS baseline is taken once this many turns completed
+WARMUP_PHASE_TURNS, WARMUP_PHASE_S = 4, 90.0  # before measuring: a few turns of each kind, not counted
+SOAK_MAX_S = 3600.0  # a soak stops here even short of its turn target
+SOAK_TEXT_GAP_S = 0.2  # text clients in a soak think briefly, so turns pile up
+CAPACITY_STEP_S = 60.0
+SMOKE_SECONDS, SMOKE_SOAK_TURNS = 20.0, 20
+REFUSED_CODE = "too_many_sessions"
+REFUSED_PER_CLIENT_CODE = "too_many_sessions_for_client"
+REFUSAL_CLIENTS = 2000  # client numbers (load_clients.loopback) of the refusal check
+PING = [{"type": "input_text", "text": "Hello, how are you today?"}]
+
+
+# ------------------------------------------------------------------------------------------ the server
+
+
+class ServerProcess:
+    """`python -m assistant serve --port 0` in a subprocess; its output goes to files (a full pipe blocks)."""
+
+    def __init__(self, model: str | None, preset: str | None):
+        self.cmd = [sys.executable, "-m", "assistant", "serve", "--port", "0"]
+        self.cmd += ["--model", model] if model else []
+        self.cmd += ["--preset", preset] if preset else []
+        self.dir = Path(tempfile.mkdtemp(prefix="bench_load_"))
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self) -> ServerProcess:
+        out, err = (self.dir / "stdout").open("wb"), (self.dir / "stderr").open("wb")
+        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            found = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", (self.dir / "stdout").read_text())
+            if found:
+                self.port = int(found.group(1))
+                return self
+            if self.proc.poll() is not None:
+                raise SystemExit(f"serve exited: {self.log_tail()}")
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit(f"serve did not start within {START_TIMEOUT_S:.0f} s: {self.log_tail()}")
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return (self.dir / "stderr").read_text(errors="replace")[-chars:]
+
+    def rss_mb(self) -> float | None:
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return None
+        found = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else None
+
+    def sessions(self) -> int:
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return int(json.loads(r.read())["sessions"])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT_S)
+
+
+async def wait_idle(server: ServerProcess) -> None:
+    """Until the server counts no sessions (the last phase's connections have gone)."""
+    deadline = time.monotonic() + SESSIONS_IDLE_TIMEOUT_S
+    while await asyncio.to_thread(server.sessions) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class RssLog:
+    """The server's resident memory, sampled every RSS_EVERY_S while a phase runs."""
+
+    server: ServerProcess
+    started: float = 0.0
+
+    def __post_init__(self):
+        self.samples: list[tuple[float, float]] = []  # (monotonic time, MB)
+        self.started = time.monotonic()
+
+    async def run(self) -> None:
+        while True:
+            mb = self.server.rss_mb()
+            if mb is not None:
+                self.samples.append((time.monotonic(), mb))
+            await asyncio.sleep(RSS_EVERY_S)
+
+    def at(self, when: float) -> float | None:
+        """The first sample taken at or after `when` (monotonic), else the last one."""
+        later = [mb for t, mb in self.samples if t >= when]
+        return later[0] if later else (self.samples[-1][1] if self.samples else None)
+
+    def series(self, points: int = 60) -> list[list[float]]:
+        """At most `points` [seconds since start, MB] pairs, evenly spread."""
+        step = max(1, len(self.samples) // points)
+        return [[round(t - self.started, 1), round(mb, 1)] for t, mb in self.samples[::step]]
+
+
+# ------------------------------------------------------------------------------------------ phases
+
+
+async def run_sessions(server, voice: int, text: int, budget: Budget, clips, text_gap_s=None):
+    """`voice` + `text` clients until the budget closes; returns (Tally, RssLog)."""
+    tally, rss = Tally(), RssLog(server)
+    watchers = [asyncio.create_task(rss.run()), asyncio.create_task(progress(tally, rss))]
+    gap = {} if text_gap_s is None else {"gap_s": text_gap_s}
+    clients = [voice_client(server.port, i, clips, budget, tally) for i in range(voice)]
+    clients += [text_client(server.port, i, budget, tally, **gap) for i in range(text)]
+    try:
+        # The budget stops new turns; a turn in flight ends within TURN_TIMEOUT_S; this is the backstop.
+        await asyncio.wait_for(asyncio.gather(*clients), budget.seconds + 3 * TURN_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        tally.error("bench", "clients did not stop in time")
+    finally:
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+    await wait_idle(server)
+    return tally, rss
+
+
+async def progress(tally: Tally, rss: RssLog) -> None:
+    """A line every PROGRESS_EVERY_S, so that a long run shows it is alive."""
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_S)
+        mb = rss.samples[-1][1] if rss.samples else 0.0
+        done, errors = tally.completed(), len(tally.errors)
+        print(
+            f"  {time.monotonic() - rss.started:5.0f} s: {done} turns, {errors} errors, RSS {mb:.0f} MB",
+            flush=True,
+        )
+
+
+def percentiles(values: list) -> dict:
+    xs = [v for v in values if v is not None]
+    if not xs:
+        return {"n": 0, "p50": None, "p90": None, "max": None}
+    p50, p90 = np.percentile(xs, [50, 90])
+    return {"n": len(xs), "p50": round(float(p50)), "p90": round(float(p90)), "max": round(max(xs))}
+
+
+def summarise(tally: Tally, rss: RssLog, seconds: float, voice: int, text: int) -> dict:
+    voice_turns = [t for t in tally.turns if t.kind == "voice" and t.ok]
+    text_turns = [t for t in tally.turns if t.kind == "text" and t.ok]
+    mbs = [mb for _, mb in rss.samples]
+    return {
+        "voice_sessions": voice,
+        "text_sessions": text,
+        "seconds": round(seconds, 1),
+        "turns": {"voice": len(voice_turns), "text": len(text_turns)},
+        "errors": len(tally.errors),
+        "error_samples": tally.errors[:10],
+        "v2v_ms": percentiles([t.v2v_ms for t in voice_turns]),
+        "client_v2v_ms": percentiles([t.client_ms for t in voice_turns]),
+        "text_first_delta_ms": percentiles([t.client_ms for t in text_turns]),
+        "rss_mb": {
+            "start": round(mbs[0], 1) if mbs else None,
+            "end": round(mbs[-1], 1) if mbs else None,
+            "peak": round(max(mbs), 1) if mbs else None,
+            "series": rss.series(),
+        },
+    }
+
+
+async def phase_load(server, clips, voice: int, text: int, seconds: float) -> dict:
+    started = time.monotonic()
+    tally, rss = await run_sessions(server, voice, text, Budget(seconds), clips)
+    return summarise(tally, rss, time.monotonic() - started, voice, text)
+
+
+async def phase_soak(server, clips, turns: int, voice: int, text: int, max_s: float) -> dict:
+    """Turns until `turns` completed; RSS after WARMUP_TURNS against RSS at the end."""
+    started = time.monotonic()
+    budget = Budget(max_s, turns)
+    tally, rss = await run_sessions(server, voice, text, budget, clips, SOAK_TEXT_GAP_S)
+    out = summarise(tally, rss, time.monotonic() - started, voice, text)
+    ends = sorted(t.at for t in tally.turns if t.ok)
+    warm = rss.at(ends[min(WARMUP_TURNS, len(ends)) - 1]) if ends else None
+    end = rss.samples[-1][1] if rss.samples else None
+    growth = round(100 * (end - warm) / warm, 1) if warm and end else None
+    out.update(target_turns=turns, completed=tally.completed(), warmup_turns=WARMUP_TURNS)
+    out.update(rss_after_warmup_mb=warm and round(warm, 1), rss_end_mb=end and round(end, 1))
+    out["rss_growth_pct"] = growth
+    return out
+
+
+async def phase_capacity(server, clips, max_voice: int, step_s: float) -> dict:
+    """Voice sessions 1, 2, ... for step_s each, until the median v2v reaches V2V_GOAL_MS or errors appear."""
+    steps, capacity = [], 0
+    for n in range(1, max_voice + 1):
+        step = await phase_load(server, clips, n, 0, step_s)
+        steps.append(step)
+        p50 = step["v2v_ms"]["p50"]
+        print(f"  capacity: {n} voice sessions, median v2v {p50} ms, errors {step['errors']}", flush=True)
+        if step["errors"] or p50 is None or p50 >= V2V_GOAL_MS:
+            break
+        capacity = n
+    return {"goal_ms": V2V_GOAL_MS, "step_seconds": step_s, "max_voice_sessions": capacity, "steps": steps}
+
+
+# ------------------------------------------------------------------------------------------ refusal
+
+
+async def _answers(conn) -> bool:
+    """One short text reply on an open connection."""
+    try:
+        await conn.conversation.item.create(item={"type": "message", "role": "user", "content": PING})
+        await conn.response.create(response={"output_modalities": ["text"]})
+        _, status, _ = await read_turn(conn, ("response.output_text.delta",))
+    except Exception:  # noqa: BLE001 -- a session that cannot answer is what this counts
+        return False
+    return status == "completed"
+
+
+async def _extra_session(port: int, n: int) -> dict:
+    """A connection one past a limit, from client n: what it was told, and whether it was closed."""
+    url = f"ws://127.0.0.1:{port}/v1/realtime?model=dlm"
+    try:
+        async with ws_connect(url, open_timeout=TURN_TIMEOUT_S, local_addr=(loopback(n), 0)) as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), TURN_TIMEOUT_S))
+            try:
+                await asyncio.wait_for(ws.recv(), TURN_TIMEOUT_S)
+                closed = False
+            except ConnectionClosed:
+                closed = True
+    except InvalidStatus as e:  # refused at the handshake instead
+        return {"code": None, "closed": True, "http_status": e.response.status_code}
+    error = first.get("error") or {}
+    return {
+        "type": first.get("type"),
+        "code": error.get("code"),
+        "message": error.get("message"),
+        "closed": closed,
+    }
+
+
+async def _over_limit(server: ServerProcess, clients: list[int], extra: int) -> dict:
+    """Sessions for `clients` (numbers; repeats share an address), then one more from client `extra`;
+    the open sessions must still answer."""
+    await wait_idle(server)
+    async with AsyncExitStack() as stack:
+        conns = []
+        for n in clients:
+            conn = await stack.enter_async_context(connect(server.port, n))
+            await expect(conn, "session.created")
+            conns.append(conn)
+        refused = await _extra_session(server.port, extra)
+        answers = asyncio.gather(*(_answers(c) for c in conns))
+        answered = await asyncio.wait_for(answers, 3 * TURN_TIMEOUT_S)
+    await wait_idle(server)
+    return {"sessions": len(clients), "extra": refused, "others_answered": sum(answered)}
+
+
+async def check_refusal(server: ServerProcess, max_sessions: int, per_client: int | None) -> dict:
+    """max_sessions users are served; one more is refused with too_many_sessions and closed; the rest
+    still answer. With a per-client limit, the same holds for one address's sessions."""
+    users = await _over_limit(
+        server, [REFUSAL_CLIENTS + i for i in range(max_sessions)], REFUSAL_CLIENTS + max_sessions
+    )
+    out = {"max_sessions": max_sessions, **users}
+    out["ok"] = _refused_well(users, REFUSED_CODE, max_sessions)
+    if per_client is not None:
+        one = await _over_limit(server, [REFUSAL_CLIENTS] * per_client, REFUSAL_CLIENTS)
+        out["per_client"] = {"max_sessions_per_client": per_client, **one}
+        out["ok"] = out["ok"] and _refused_well(one, REFUSED_PER_CLIENT_CODE, per_client)
+    return out
+
+
+def _refused_well(result: dict, code: str, sessions: int) -> bool:
+    return (
+        result["extra"]["code"] == code
+        and result["extra"]["closed"]
+        and result["others_answered"] == sessions
+    )
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def _row(name: str, p: dict) -> str:
+    v, c, t = p["v2v_ms"], p["client_v2v_ms"], p["text_first_delta_ms"]
+    rss = p["rss_mb"]
+    return (
+        f"{name:10} {p['voice_sessions']:>5} {p['text_sessions']:>4} {p['seconds']:>6.0f}"
+        f" {p['turns']['voice']:>6} {p['turns']['text']:>5} {p['errors']:>6}"
+        f" {v['p50'] or '-':>6} {v['p90'] or '-':>6} {c['p50'] or '-':>7} {t['p50'] or '-':>6}"
+        f" {rss['start'] or 0:>7.0f} {rss['end'] or 0:>6.0f} {rss['peak'] or 0:>6.0f}"
+    )
+
+
+def print_report(result: dict) -> None:
+    print(
+        f"{'phase':10} {'voice':>5} {'text':>4} {'secs':>6} {'vturns':>6} {'tturns':>5} {'errors':>6}"
+        f" {'v2v50':>6} {'v2v90':>6} {'client50':>7} {'text50':>6} {'rss0':>7} {'rss1':>6} {'peak':>6}"
+    )
+    for name in ("load", "soak"):
+        if result.get(name):
+            print(_row(name, result[name]))
+    for step in (result.get("capacity") or {}).get("steps", []):
+        print(_row("capacity", step))
+    for name in ("load", "soak", "capacity"):
+        for err in (result.get(name) or {}).get("error_samples", [])[:5]:
+            print(f"  {name} error: {err}")
+    if result.get("soak"):
+        s = result["soak"]
+        print(
+            f"soak: {s['completed']} turns, RSS {s['rss_after_warmup_mb']} MB after {s['warmup_turns']} "
+            f"turns -> {s['rss_end_mb']} MB at the end ({s['rss_growth_pct']}%)"
+        )
+    if result.get("capacity"):
+        cap = result["capacity"]
+        print(
+            f"capacity: {cap['max_voice_sessions']} voice sessions with median v2v < {cap['goal_ms']:.0f} ms"
+        )
+    r = result["refusal"]
+    for label, part in (("users", r), ("one address", r.get("per_client"))):
+        if part and "extra" in part:
+            print(
+                f"refusal ({label}): {part['sessions']} sessions served, {part['others_answered']} answered; "
+                f"one more got {part['extra'].get('code')!r}, closed={part['extra'].get('closed')}"
+            )
+    print(f"refusal: {'ok' if r['ok'] else 'FAILED ' + r.get('error', '')}")
+
+
+def smoke_ok(result: dict) -> bool:
+    load, soak = result["load"], result["soak"]
+    return (
+        load["turns"]["voice"] > 0
+        and load["turns"]["text"] > 0
+        and load["errors"] == 0
+        and soak["errors"] == 0
+        and soak["rss_growth_pct"] is not None
+        and result["refusal"]["ok"]
+    )
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--voice", type=int, help="voice sessions (load: 2, soak: 1)")
+    ap.add_argument("--text", type=int, help="text sessions (load: 1, soak: 2)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of the load phase")
+    ap.add_argument("--soak", type=int, metavar="TURNS", help="run turns until TURNS completed")
+    ap.add_argument("--soak-max-s", type=float, default=SOAK_MAX_S, help="a soak stops here regardless")
+    ap.add_argument("--capacity", action="store_true", help="ramp voice sessions while median v2v < 1 s")
+    ap.add_argument("--step-seconds", type=float, default=CAPACITY_STEP_S, help="per capacity step")
+    ap.add_argument("--smoke", action="store_true", help="tiny run for CI; exits 1 when a check fails")
+    ap.add_argument("--max-sessions", type=int, help="the server's max_sessions (default: ServerConfig's)")
+    ap.add_argument("--model", help="diffusion LM for serve (default: bundled)")
+    ap.add_argument("--preset", help="speed/quality preset for serve (default: serve's)")
+    args = ap.parse_args(argv)
+    for name in ("voice", "text", "soak", "max_sessions"):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name in ("soak", "max_sessions") else 0):
+            ap.error(f"--{name.replace('_', '-')} is out of range: {value}")
+    return args
+
+
+def question_clips() -> list[np.ndarray]:
+    from audio import pcm
+    from testkit.speech import speech_samples
+
+    return [speech_samples(q, rate=pcm.SAMPLE_RATE_API) for q in QUESTIONS]
+
+
+async def warm_up(server: ServerProcess, clips) -> dict:
+    """A few turns of each kind before measuring: the first replies of a fresh process are slow."""
+    tally, _ = await run_sessions(server, 1, 1, Budget(WARMUP_PHASE_S, WARMUP_PHASE_TURNS), clips)
+    return {"turns": tally.completed(), "errors": len(tally.errors)}
+
+
+async def run_phases(server: ServerProcess, args, clips) -> dict:
+    result: dict = {"load": None, "soak": None, "capacity": None}
+    if not args.smoke:
+        result["warmup"] = await warm_up(server, clips)
+    if args.smoke:
+        result["load"] = await phase_load(server, clips, 1, 1, SMOKE_SECONDS)
+        result["soak"] = await phase_soak(server, clips, SMOKE_SOAK_TURNS, 0, 2, SOAK_MAX_S)
+    elif args.capacity:
+        result["capacity"] = await phase_capacity(server, clips, args.max_sessions, args.step_seconds)
+    elif args.soak:
+        voice, text = 1 if args.voice is None else args.voice, 2 if args.text is None else args.text
+        result["soak"] = await phase_soak(server, clips, args.soak, voice, text, args.soak_max_s)
+    else:
+        voice, text = 2 if args.voice is None else args.voice, 1 if args.text is None else args.text
+        result["load"] = await phase_load(server, clips, voice, text, args.seconds)
+    try:
+        result["refusal"] = await check_refusal(server, args.max_sessions, args.max_sessions_per_client)
+    except Exception as e:  # noqa: BLE001 -- reported, so the run still prints its figures
+        result["refusal"] = {
+            "ok": False,
+            "error": f"{type(e).__name__}: {e}",
+            "max_sessions": args.max_sessions,
+        }
+    return result
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from assistant.config import ServerConfig
+
+    defaults = ServerConfig()
+    if args.max_sessions is None:
+        args.max_sessions = defaults.max_sessions
+    args.max_sessions_per_client = getattr(defaults, "max_sessions_per_client", None)
+    clips = question_clips()
+    server = ServerProcess(args.model, args.preset).start()
+    try:
+        result = asyncio.run(run_phases(server, args, clips))
+    finally:
+        server.stop()
+    result.update(model=args.model or "bundled", preset=args.preset, cpu_threads=os.cpu_count())
+    print_report(result)
+    ok = smoke_ok(result) if args.smoke else True
+    result["ok"] = ok
+    print(json.dumps(result))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

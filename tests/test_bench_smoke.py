@@ -1,0 +1,38 @@
+"""The voice-latency benchmark runs end to end (a smoke run: behaviour, never timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT, lm_spec
+
+BENCH_TIMEOUT_S = 600
+
+
+def run_bench(*args: str) -> dict:
+    """Run `python -m bench.NAME ...` and return its last line, the JSON result."""
+    done = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_voice_latency_quick_runs_both_turn_detections():
+    result = run_bench("bench.voice_latency", "--quick", "--model", lm_spec())
+    assert set(result["modes"]) == {"semantic_vad", "server_vad"}
+    for mode in result["modes"].values():
+        assert mode["turns"] == 2 and mode["stages"]["voice_to_voice"]["median"] > 0
+        assert set(mode["cutoff_rate"]) == {"0.6"}
+    assert "turn_judge" in result["modes"]["semantic_vad"]["stages"]  # the judge ran and was timed
+    assert set(result["speculation"]) >= {"started", "used", "discarded", "wasted_forward_passes"}
+
+
+def test_turn_eval_quick_builds_the_labelled_set_and_scores_it():
+    result = run_bench("bench.turn_eval", "--quick")
+    held_out = result["set"]["held_out"]
+    assert held_out["complete"] > 0 and held_out["broken"] > 0, result["set"]  # both labels, unseen sentences
+    for signal in ("audio", "text", "combined"):
+        assert 0.0 <= result["results"][signal]["recall"] <= 1.0, result["results"]

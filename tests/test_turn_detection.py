@@ -1,0 +1,147 @@
+"""Semantic endpointing: the end of a turn judged from what was said, and the reply speculated in the
+pause. Real speech (piper), real Whisper, the real end-of-turn judge."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from assistant import frames as F
+from assistant.session import Session
+from assistant.turn_judge import TurnJudge
+from audio import endpoint, pcm
+from audio.endpoint import EAGERNESS, EndpointConfig, Endpointer, SemanticConfig, Turn, TurnLikely
+from audio.vad import SpeechStopped
+from testkit.speech import speech_samples
+from tests.conftest import session_config
+
+FINISHED = "Please set a timer for ten minutes."
+UNFINISHED = "I would like to book a table for"
+CHUNK_MS = 20
+SEMANTIC = EAGERNESS["medium"]
+FRAME_TIMEOUT_S = 90
+MID_PAUSE_MS = 2500
+
+
+@pytest.fixture(scope="module")
+def judge(engines) -> TurnJudge:
+    assert engines.judge is not None, "the engines load the end-of-turn judge with the ASR"
+    return engines.judge
+
+
+@pytest.fixture(scope="module")
+def asr(engines):
+    return engines.asr
+
+
+def silence(ms: float) -> np.ndarray:
+    return np.zeros(pcm.ms_to_samples(ms, pcm.SAMPLE_RATE_ASR), np.float32)
+
+
+def run(ep: Endpointer, x: np.ndarray) -> list:
+    """Feed in live-sized chunks; wait for each speculative transcription as a fast machine would have
+    it by the next chunk, so the decisions do not depend on this machine's load."""
+    events, step = [], pcm.ms_to_samples(CHUNK_MS, pcm.SAMPLE_RATE_ASR)
+    for i in range(0, len(x), step):
+        events += ep.feed(x[i : i + step])
+        ep.settle(60)
+    return events
+
+
+def stop_after_speech_ms(events: list) -> float:
+    stopped = [e for e in events if isinstance(e, SpeechStopped)]
+    assert len(stopped) == 1, events
+    return stopped[0].confirmed_ms - stopped[0].audio_end_ms
+
+
+def test_a_finished_request_ends_after_a_short_silence(asr, judge):
+    with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+    waited = stop_after_speech_ms(events)
+    assert waited < SEMANTIC.max_wait_ms / 2, events  # ended on the judge's word, not the long wait
+    assert any(isinstance(e, TurnLikely) for e in events)
+    turn = next(e for e in events if isinstance(e, Turn))
+    assert turn.p_complete >= SEMANTIC.threshold and turn.speculative
+
+
+def test_an_unfinished_request_waits_for_the_long_silence(asr, judge):
+    with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
+        events = run(ep, np.concatenate([silence(300), speech_samples(UNFINISHED), silence(3000)]))
+    assert stop_after_speech_ms(events) >= SEMANTIC.max_wait_ms  # not cut off
+    assert not any(isinstance(e, TurnLikely) for e in events)
+    assert next(e for e in events if isinstance(e, Turn)).p_complete < SEMANTIC.threshold
+
+
+def test_without_a_judge_the_silence_rule_stays(asr):
+    cfg = EndpointConfig(semantic=SEMANTIC)  # asked for, but no judge to ask: silence only
+    with Endpointer(cfg, asr, judge=None) as ep:
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(1500)]))
+    waited = stop_after_speech_ms(events)
+    assert cfg.vad.silence_duration_ms <= waited < cfg.vad.silence_duration_ms + 100
+    assert not any(isinstance(e, TurnLikely) for e in events)
+
+
+async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, monkeypatch):
+    # An eager judge (any pause counts as an end) with a long confirmation: the first half of the
+    # request starts a held reply, the second half throws it away, and one turn gets one reply.
+    # The pause is long enough for Whisper to finish in it even on a loaded machine.
+    monkeypatch.setitem(endpoint.EAGERNESS, "auto", SemanticConfig(MID_PAUSE_MS + 1000, 5000, threshold=1e-6))
+    s = Session(engines, session_config())
+    got: list = []
+    try:
+        first, second = speech_samples(UNFINISHED), speech_samples("two people tomorrow evening.")
+        x = np.concatenate([silence(300), first, silence(MID_PAUSE_MS), second, silence(5500)])
+        step = pcm.ms_to_samples(100, pcm.SAMPLE_RATE_ASR)
+        for i in range(0, len(x), step):
+            await s.push_audio(x[i : i + step], pcm.SAMPLE_RATE_ASR)
+            await asyncio.sleep(0.1)  # real time: the speculative reply runs in the pause
+
+        async def until_done():
+            while not isinstance(f := await s.next_frame(), F.ResponseDone):
+                got.append(f)
+            got.append(f)
+
+        await asyncio.wait_for(until_done(), FRAME_TIMEOUT_S)
+    finally:
+        await s.close()
+    heard = [f.text for f in got if isinstance(f, F.UserTranscript)]
+    assert len(heard) == 1 and "people" in heard[0].lower(), heard  # one turn: the whole request
+    assert s.speculation["discarded"] >= 1, s.speculation
+    started = [f for f in got if isinstance(f, F.ResponseStarted)]
+    assert len(started) == 1 and got.index(started[0]) > got.index(
+        next(f for f in got if isinstance(f, F.UserTranscript))
+    )  # nothing of the discarded reply reached the client
+    assert got[-1].status == "completed"
+
+
+async def test_realtime_semantic_vad_through_the_openai_sdk(server):
+    openai = pytest.importorskip("openai")
+    base = f"http://127.0.0.1:{server.port}/v1"
+    async with openai.AsyncOpenAI(api_key="x", base_url=base).realtime.connect(model="dlm") as conn:
+        created = await asyncio.wait_for(conn.recv(), 30)
+        td = created.session.audio.input.turn_detection
+        assert td.type == "semantic_vad" and td.eagerness == "auto"  # the server's default
+        for eagerness in ("low", "high"):
+            await conn.session.update(
+                session={
+                    "type": "realtime",
+                    "audio": {"input": {"turn_detection": {"type": "semantic_vad", "eagerness": eagerness}}},
+                }
+            )
+            updated = await asyncio.wait_for(conn.recv(), 30)
+            assert updated.type == "session.updated"
+            assert updated.session.audio.input.turn_detection.eagerness == eagerness
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 700}}},
+            }
+        )
+        td = (await asyncio.wait_for(conn.recv(), 30)).session.audio.input.turn_detection
+        assert td.type == "server_vad" and td.silence_duration_ms == 700  # server_vad keeps its meaning
+        bad = {"type": "semantic_vad", "eagerness": "whenever"}
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": bad}}})
+        err = await asyncio.wait_for(conn.recv(), 30)
+        assert err.type == "error" and err.error.param == "session.audio.input.turn_detection.eagerness"

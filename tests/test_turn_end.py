@@ -1,0 +1,121 @@
+"""End-of-turn judges: the text one on the bundled AR twin, Smart Turn's features against a second
+implementation, and the Smart Turn model itself when pipecat-ai's file is installed."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from audio import smart_turn
+from audio.smart_turn import SmartTurn, last_window, log_mel
+from dlm_core.turn_end import TextTurnEnd, strip_final_punctuation
+
+FINISHED = "Please set a timer for ten minutes."
+BROKEN_OFF = "I want to go to the"
+
+
+def require_smart_turn() -> None:
+    """Skip when pipecat-ai (which carries the Smart Turn model file) is not installed, unless CI
+    demands every part (DLM_REQUIRE_SYSTEM=1)."""
+    try:
+        smart_turn.find_model()
+    except FileNotFoundError as e:
+        if os.environ.get("DLM_REQUIRE_SYSTEM") == "1":
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return TextTurnEnd.load()
+
+
+def test_a_broken_off_phrase_scores_far_below_a_finished_request(judge):
+    for score in (judge.p_end, judge.p_end_words):
+        finished, broken = score(FINISHED), score(BROKEN_OFF)
+        assert 0.0 <= broken <= 1.0 and 0.0 <= finished <= 1.0
+        assert finished > 0.1 and broken < finished / 20, (score.__name__, finished, broken)
+
+
+def test_words_are_scored_whatever_punctuation_whisper_guessed(judge):
+    # Whisper often writes a full stop after a phrase the speaker broke off; the twin trusts full stops.
+    assert judge.p_end(BROKEN_OFF + ".") > 0.5
+    assert judge.p_end_words(BROKEN_OFF + ".") == pytest.approx(judge.p_end_words(BROKEN_OFF + "..."))
+    assert judge.p_end_words(BROKEN_OFF + ".") < 0.05
+    assert strip_final_punctuation(" Is it?! ") == "Is it"
+    assert judge.p_end_words("") == 0.0 and judge.p_end_words(" ... ") == 0.0
+
+
+def test_the_prompt_is_the_chat_template_cut_before_the_users_end_of_turn(judge):
+    ids = judge.prompt_ids(FINISHED)
+    assert judge.tokenizer.special.end_of_turn not in ids
+    assert judge.tokenizer.decode(ids, skip_special=False).endswith(FINISHED)
+
+
+def test_a_model_without_shifted_logits_is_refused():
+    from dlm_core.checkpoints import BUNDLED_MODEL
+
+    with pytest.raises(ValueError, match="logits_shift"):
+        TextTurnEnd.load(str(BUNDLED_MODEL))  # the bidirectional diffusion model
+
+
+def _test_wave(seconds: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(3 * t) + rng.normal(0, 0.02, t.shape)).astype(
+        np.float32
+    )
+
+
+@pytest.mark.parametrize("seconds", [0.7, 8.0, 9.5])
+def test_features_match_transformers_whisper_feature_extractor(seconds):
+    # Smart Turn was trained on transformers' WhisperFeatureExtractor(chunk_length=8) features.
+    transformers = pytest.importorskip("transformers")
+    window = last_window(_test_wave(seconds))
+    extractor = transformers.WhisperFeatureExtractor(chunk_length=8)
+    reference = extractor(
+        window, sampling_rate=16000, padding="max_length", max_length=128000, truncation=True,
+        do_normalize=True, return_tensors="np",
+    ).input_features[0]  # fmt: skip
+    ours = log_mel(window)
+    assert ours.shape == reference.shape == (80, 800), (ours.shape, reference.shape)
+    np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
+def test_the_window_is_the_last_eight_seconds_left_padded():
+    x = _test_wave(9.5)
+    assert np.array_equal(last_window(x), x[-128000:])
+    short = last_window(x[:16000])
+    assert short.shape == (128000,) and not short[:-16000].any() and np.array_equal(short[-16000:], x[:16000])
+    with pytest.raises(ValueError, match="mono"):
+        last_window(np.zeros((2, 100), np.float32))
+
+
+def test_features_match_pipecats_own_code_when_installed():
+    require_smart_turn()
+    spec = importlib.util.find_spec("pipecat")
+    path = os.path.join(spec.submodule_search_locations[0], "audio/turn/smart_turn/_whisper_features.py")
+    module_spec = importlib.util.spec_from_file_location("_pipecat_whisper_features", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)  # numpy only: no pipecat import
+    window = last_window(_test_wave(3.0))
+    np.testing.assert_allclose(log_mel(window), module.compute_whisper_log_mel_features(window), atol=1e-4)
+
+
+def test_a_missing_model_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(smart_turn.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install"):
+        SmartTurn.load()
+
+
+def test_smart_turn_scores_speech_and_sees_only_the_last_eight_seconds():
+    require_smart_turn()
+    from testkit.speech import speech_samples
+
+    turn = SmartTurn.load()
+    x = np.concatenate([speech_samples("Set a timer for ten minutes."), np.zeros(3200, np.float32)])
+    p = turn.predict(x)
+    assert 0.0 <= p <= 1.0 and turn.predict(x) == p
+    long = np.concatenate([_test_wave(5.0), x])
+    assert turn.predict(long) == pytest.approx(turn.predict(long[-128000:]), abs=1e-6)
