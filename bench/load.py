@@ -38,6 +38,7 @@ import numpy as np
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from bench import load_clients
 from bench.load_clients import (
     TURN_TIMEOUT_S,
     Budget,
@@ -407,6 +408,12 @@ def smoke_ok(result: dict) -> bool:
 # ------------------------------------------------------------------------------------------ main
 
 
+TURN_DETECTIONS = {
+    "semantic_vad": {"type": "semantic_vad", "eagerness": "auto"},
+    "server_vad": {"type": "server_vad", "silence_duration_ms": 500},
+}
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--voice", type=int, help="voice sessions (load: 2, soak: 1)")
@@ -420,7 +427,14 @@ def parse_args(argv):
     ap.add_argument("--max-sessions", type=int, help="the server's max_sessions (default: ServerConfig's)")
     ap.add_argument("--model", help="diffusion LM for serve (default: bundled)")
     ap.add_argument("--preset", help="speed/quality preset for serve (default: serve's)")
+    ap.add_argument(
+        "--turn-detection",
+        choices=sorted(TURN_DETECTIONS),
+        help="the voice clients' turn detection (default: the server's, semantic_vad)",
+    )
     args = ap.parse_args(argv)
+    if args.turn_detection:
+        load_clients.TURN_DETECTION["value"] = TURN_DETECTIONS[args.turn_detection]
     for name in ("voice", "text", "soak", "max_sessions"):
         value = getattr(args, name)
         if value is not None and value < (1 if name in ("soak", "max_sessions") else 0):

@@ -195,10 +195,20 @@ async def voice_turn(conn, mic: Mic, clip: np.ndarray, index: int) -> TurnRecord
     return rec
 
 
+# The voice clients' turn detection (None: the server's default); bench.load --turn-detection sets it.
+TURN_DETECTION: dict = {"value": None}
+
+
 async def voice_session(port: int, index: int, clips: list, budget: Budget, tally: Tally, n: int) -> int:
     """One connection: up to TURNS_PER_SESSION spoken questions. Returns the next question's number."""
     async with connect(port, VOICE_CLIENTS + index) as conn:
         await expect(conn, "session.created")
+        if TURN_DETECTION["value"] is not None:
+            td = TURN_DETECTION["value"]
+            await conn.session.update(
+                session={"type": "realtime", "audio": {"input": {"turn_detection": td}}}
+            )
+            await expect(conn, "session.updated")
         mic = Mic(conn)
         sender = asyncio.create_task(mic.run())
         try:
