@@ -10,6 +10,7 @@ on two cores; `audio.endpoint` hides that behind the user's pause (speculative t
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,15 @@ def resolve_asr_model(spec: str | None = None) -> str:
     )
 
 
+def looks_repeated(text: str) -> bool:
+    """True when the text is one phrase of two or more words said over and over (a decoding loop)."""
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    for n in range(2, len(words) // 2 + 1):
+        if len(words) % n == 0 and words == words[:n] * (len(words) // n):
+            return True
+    return False
+
+
 class Transcriber:
     """A loaded Whisper model. `transcribe` is safe to call from one thread at a time."""
 
@@ -131,7 +141,11 @@ class Transcriber:
             return Transcript("", 0.0, 0.0)
         t0 = time.perf_counter()
         if self._fits_short_window(len(x)):
-            return Transcript(self._transcribe_short(x), (time.perf_counter() - t0) * 1000.0, audio_ms)
+            text = self._transcribe_short(x)
+            if not looks_repeated(text):
+                return Transcript(text, (time.perf_counter() - t0) * 1000.0, audio_ms)
+            # Greedy decoding on the short window now and then says the utterance twice ("Tell me that
+            # joke. Tell me that joke."): that audio takes the 30 s path instead.
         segments, _info = self.model.transcribe(
             x,
             language=self.cfg.language,

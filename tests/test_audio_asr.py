@@ -137,3 +137,13 @@ def test_config_validation():
         AsrConfig(compute_type="int3")
     with pytest.raises(ValueError, match="min_turn_ms"):
         EndpointConfig(min_turn_ms=-1)
+
+
+def test_a_decoding_loop_is_recognised():
+    from audio.asr import looks_repeated
+
+    assert looks_repeated("Tell me that joke. Tell me that joke.")
+    assert looks_repeated("Hello? How are you today? Hello? How are you today?")
+    assert not looks_repeated("Tell me a joke.")
+    assert not looks_repeated("No, no.")  # a word said twice is speech, not a loop
+    assert not looks_repeated("Set a timer, set a timer for ten minutes.")
