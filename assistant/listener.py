@@ -46,6 +46,7 @@ class Listener:
         self._resampler: pcm.StreamResampler | None = None
         self._resample_from = 0
         self._manual: list[np.ndarray] = []  # manual mode: 16 kHz audio since the last commit/clear
+        self._manual_samples = 0  # their total length, kept so a push need not add them up again
         self._pos = 0  # 16 kHz samples the endpointer has been fed (its stream position)
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)  # (stream end ms, wall)
         self._ep: Endpointer | None = None
@@ -60,7 +61,7 @@ class Listener:
         if self._ep is not None:
             ep, self._ep = self._ep, None
             threading.Thread(target=ep.close, daemon=True).start()  # may wait for a Whisper call
-        self._manual.clear()
+        self._drop_manual()
         self._pos = 0
         self._arrivals.clear()
         if cfg is not None and self.asr is not None:
@@ -71,13 +72,14 @@ class Listener:
         x16 = self._to_16k(x, rate)
         if self._ep is not None:
             await self._send(_FEED, x16)
-        elif sum(map(len, self._manual)) + len(x16) > MAX_MANUAL_SAMPLES:
+        elif self._manual_samples + len(x16) > MAX_MANUAL_SAMPLES:
             await self._on_error(
                 "input_audio_buffer_full",
                 f"the input audio buffer holds {MAX_MANUAL_MINUTES} minutes; commit or clear it",
             )
         else:
             self._manual.append(x16)
+            self._manual_samples += len(x16)
 
     async def flush(self) -> None:
         """Server VAD: end the current turn now (the endpointer transcribes what it has)."""
@@ -86,11 +88,11 @@ class Listener:
     def take_buffer(self) -> np.ndarray:
         """Manual mode: the audio since the last commit or clear (float32 [n] at 16 kHz), now emptied."""
         audio = np.concatenate(self._manual) if self._manual else np.zeros(0, np.float32)
-        self._manual.clear()
+        self._drop_manual()
         return audio
 
     async def clear(self) -> None:
-        self._manual.clear()
+        self._drop_manual()
         if self._ep is not None:
             await self._send(_RESET)
 
@@ -109,6 +111,10 @@ class Listener:
         if self._ep is not None:
             await blocking(self._ep.close)
             self._ep = None
+
+    def _drop_manual(self) -> None:
+        self._manual.clear()
+        self._manual_samples = 0
 
     def _to_16k(self, x: np.ndarray, rate: int) -> np.ndarray:
         if self._resampler is None or self._resample_from != rate:

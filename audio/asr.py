@@ -113,6 +113,7 @@ class Transcriber:
 
     def __init__(self, model, cfg: AsrConfig, name: str):
         self.model, self.cfg, self.name = model, cfg, name
+        self._prompt: tuple | None = None  # (tokenizer, prompt) of the short-window path
 
     @classmethod
     def load(cls, spec: str | None = None, cfg: AsrConfig | None = None) -> Transcriber:
@@ -166,20 +167,28 @@ class Transcriber:
         room = pcm.ms_to_samples((cfg.short_window_s - SHORT_WINDOW_MARGIN_S) * 1000, pcm.SAMPLE_RATE_ASR)
         return n_samples <= room
 
+    def _short_prompt(self) -> tuple:
+        """Whisper's tokenizer and the short path's decoder prompt, built on first use and kept."""
+        if self._prompt is None:
+            from faster_whisper.tokenizer import Tokenizer
+
+            wm = self.model
+            tok = Tokenizer(
+                wm.hf_tokenizer, wm.model.is_multilingual, task="transcribe", language=self.cfg.language
+            )
+            self._prompt = tok, [*tok.sot_sequence, tok.no_timestamps]
+        return self._prompt
+
     def _transcribe_short(self, x: np.ndarray) -> str:
         """Greedy Whisper on a short_window_s window: CTranslate2 directly, since faster-whisper always
         pads the encoder's input to 30 s."""
-        from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_ctranslate2_storage
 
         wm, window = self.model, self.cfg.short_window_s
         n = pcm.ms_to_samples(window * 1000, pcm.SAMPLE_RATE_ASR)
         features = wm.feature_extractor(np.pad(x, (0, n - len(x))))[:, : window * wm.frames_per_second]
         encoded = wm.model.encode(get_ctranslate2_storage(np.ascontiguousarray(features[None])))
-        tok = Tokenizer(
-            wm.hf_tokenizer, wm.model.is_multilingual, task="transcribe", language=self.cfg.language
-        )
-        prompt = [*tok.sot_sequence, tok.no_timestamps]
+        tok, prompt = self._short_prompt()
         result = wm.model.generate(
             encoded, [prompt], beam_size=1, max_length=MAX_TOKENS, suppress_blank=True, suppress_tokens=[-1]
         )
