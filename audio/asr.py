@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,12 @@ WHISPER_WINDOW_S = 30  # the window Whisper was trained on
 MIN_WINDOW_S = 8  # shorter encoder windows hallucinate (measured: 5 s gave WER 0.87)
 SHORT_WINDOW_MARGIN_S = 0.5  # an utterance must end this far before the short window does
 MAX_TOKENS = 448  # Whisper's decoder limit
+# No one says more than ~6 words a second; a transcript longer than this rate allows is a decoding loop,
+# so the decoder stops there instead of spending seconds on it.
+MAX_TOKENS_PER_S = 12
+MIN_TOKENS = 24
+MAX_COMPRESSION_RATIO = 2.4  # Whisper's own test for repetitive output (gzip ratio of the text)
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float16", "float32", "default")
 
 
@@ -99,6 +106,19 @@ def resolve_asr_model(spec: str | None = None) -> str:
     )
 
 
+def token_budget(audio_ms: float) -> int:
+    """Most tokens a transcript of this much speech can honestly need."""
+    return min(MAX_TOKENS, MIN_TOKENS + int(audio_ms / 1000.0 * MAX_TOKENS_PER_S))
+
+
+def looks_degenerate(text: str) -> bool:
+    """A decoding loop: one phrase over and over, or text that compresses as only repetition does."""
+    data = text.encode("utf-8")
+    return bool(data) and (
+        looks_repeated(text) or len(data) / len(zlib.compress(data)) > MAX_COMPRESSION_RATIO
+    )
+
+
 def looks_repeated(text: str) -> bool:
     """True when the text is one phrase of two or more words said over and over (a decoding loop)."""
     words = re.findall(r"[a-z0-9']+", text.lower())
@@ -141,12 +161,21 @@ class Transcriber:
         if x.size == 0:
             return Transcript("", 0.0, 0.0)
         t0 = time.perf_counter()
+        budget = token_budget(audio_ms)
+        looped = False
         if self._fits_short_window(len(x)):
-            text = self._transcribe_short(x)
-            if not looks_repeated(text):
+            text, tokens = self._transcribe_short(x, budget)
+            looped = tokens >= budget - 1 or looks_degenerate(text)  # ran into the budget, or looped
+            if not looped:
                 return Transcript(text, (time.perf_counter() - t0) * 1000.0, audio_ms)
-            # Greedy decoding on the short window now and then says the utterance twice ("Tell me that
-            # joke. Tell me that joke."): that audio takes the 30 s path instead.
+            # Greedy decoding on the short window now and then loops ("Tell me that joke. Tell me that
+            # joke. Tell me. Tell me. ..."): that audio takes the 30 s path, with Whisper's temperature
+            # fallback, which retries output that compresses too well.
+        text = self._transcribe_full(x, budget, fallback=looped or self.cfg.temperature_fallback)
+        return Transcript(text, (time.perf_counter() - t0) * 1000.0, audio_ms)
+
+    def _transcribe_full(self, x: np.ndarray, budget: int, fallback: bool) -> str:
+        """faster-whisper's own path: a 30 s window, optionally with temperature fallback."""
         segments, _info = self.model.transcribe(
             x,
             language=self.cfg.language,
@@ -155,10 +184,11 @@ class Transcriber:
             condition_on_previous_text=False,
             without_timestamps=True,
             initial_prompt=self.cfg.initial_prompt,
-            temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if self.cfg.temperature_fallback else 0.0,
+            temperature=list(FALLBACK_TEMPERATURES) if fallback else 0.0,
+            compression_ratio_threshold=MAX_COMPRESSION_RATIO,
+            max_new_tokens=budget,
         )
-        text = " ".join(s.text.strip() for s in segments).strip()  # segments are lazy: this runs the model
-        return Transcript(text, (time.perf_counter() - t0) * 1000.0, audio_ms)
+        return " ".join(s.text.strip() for s in segments).strip()  # segments are lazy: this runs the model
 
     def _fits_short_window(self, n_samples: int) -> bool:
         cfg = self.cfg
@@ -179,9 +209,9 @@ class Transcriber:
             self._prompt = tok, [*tok.sot_sequence, tok.no_timestamps]
         return self._prompt
 
-    def _transcribe_short(self, x: np.ndarray) -> str:
+    def _transcribe_short(self, x: np.ndarray, budget: int) -> tuple[str, int]:
         """Greedy Whisper on a short_window_s window: CTranslate2 directly, since faster-whisper always
-        pads the encoder's input to 30 s."""
+        pads the encoder's input to 30 s. Returns the text and how many tokens it took."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
         wm, window = self.model, self.cfg.short_window_s
@@ -190,6 +220,12 @@ class Transcriber:
         encoded = wm.model.encode(get_ctranslate2_storage(np.ascontiguousarray(features[None])))
         tok, prompt = self._short_prompt()
         result = wm.model.generate(
-            encoded, [prompt], beam_size=1, max_length=MAX_TOKENS, suppress_blank=True, suppress_tokens=[-1]
+            encoded,
+            [prompt],
+            beam_size=1,
+            max_length=len(prompt) + budget + 1,  # counts the prompt and the end token too
+            suppress_blank=True,
+            suppress_tokens=[-1],
         )
-        return tok.decode([t for t in result[0].sequences_ids[0] if t < tok.eot]).strip()
+        ids = result[0].sequences_ids[0]
+        return tok.decode([t for t in ids if t < tok.eot]).strip(), len(ids)

@@ -39,7 +39,8 @@ def plain_whisper(asr, path):
 
 def test_bundled_model_transcribes_piper_speech(asr):
     tr = asr.transcribe(speech_samples(UTTERANCES[0]))
-    assert normalize_text(tr.text) == normalize_text(UTTERANCES[0])
+    # One word of slack: on some CPUs int8 tiny.en hears "Paris" as "pairs" (its plain path does too).
+    assert word_error_rate(UTTERANCES[0], tr.text) <= 1 / len(UTTERANCES[0].split()), tr.text
     assert tr.ms > 0 and tr.audio_ms > 1000
     assert asr.transcribe(np.zeros(0, np.float32)).text == ""
 
@@ -147,3 +148,20 @@ def test_a_decoding_loop_is_recognised():
     assert not looks_repeated("Tell me a joke.")
     assert not looks_repeated("No, no.")  # a word said twice is speech, not a loop
     assert not looks_repeated("Set a timer, set a timer for ten minutes.")
+
+
+def test_a_runaway_transcript_is_recognised():
+    """Seen in CI: greedy decoding on the short window looped until Whisper's 448-token limit."""
+    from audio.asr import MAX_TOKENS, looks_degenerate, token_budget
+
+    runaway = "Tell me that joke. " * 9 + "Tell me. " * 60
+    assert looks_degenerate(runaway)
+    assert looks_degenerate("Tell me that joke. Tell me that joke.")
+    for fine in ("Tell me a joke.", "What is the capital of France?", "No, no.", ""):
+        assert not looks_degenerate(fine)
+    long_request = (
+        "I'm going to Seattle this weekend with two friends from work, and we would like to see the "
+        "market, eat some good seafood, and maybe take a ferry somewhere, what would you suggest?"
+    )
+    assert not looks_degenerate(long_request)
+    assert token_budget(1500) < 60 and token_budget(60_000) == MAX_TOKENS
