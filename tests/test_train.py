@@ -3,6 +3,7 @@ run lowers the loss, and an interrupted run resumes to the same weights."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -183,3 +184,145 @@ def test_data_cache_round_trip(tiny_data):
     back = _unpack(_pack(train_split, tok.vocab_size))
     assert back.prompts == train_split.prompts and back.replies == train_split.replies
     assert back.sources == train_split.sources and back.texts == train_split.texts
+
+
+# ---- tool-use data (training/tool_data.py) ------------------------------------------------------
+
+CALL_KINDS = ("builtin_call", "client_call")
+
+
+def _kind(ex) -> str:
+    return ex.group.split(":")[1]
+
+
+def _call(message: dict) -> tuple[str, dict]:
+    fn = message["tool_calls"][0]["function"]
+    return fn["name"], fn["arguments"]
+
+
+@pytest.fixture(scope="module")
+def tool_data():
+    from training.tool_data import tool_examples
+
+    return tool_examples(0)
+
+
+def test_tool_examples_are_deterministic_per_seed():
+    from training.tool_data import COUNTS, HELD_OUT_DIVISOR, tool_examples
+
+    a, b, c = (tool_examples(seed, scale=0.04) for seed in (3, 3, 4))
+    assert a == b and a != c
+    assert len(a[0]) == sum(round(0.04 * n) for n in COUNTS.values())
+    assert len(a[1]) == sum(round(0.04 * n / HELD_OUT_DIVISOR) for n in COUNTS.values())
+
+
+def test_tool_examples_render_with_the_dlm_voice_template_and_fit_the_context(tool_data):
+    from training.data import TOOLS
+    from training.tool_data import CONTEXT_TOKENS, budget_tokenizer
+
+    tok = budget_tokenizer()  # the bundled vocabulary, dlm_voice template
+    train, held = tool_data
+    for ex in held + train[::7]:
+        assert ex.source == TOOLS and ex.tools
+        text = tok.chat_text(ex.chat(), ex.tool_list())
+        assert text.startswith("<|system|>") and text.endswith("<|assistant|>"), text[-200:]
+        assert all(f"\n{t['function']['name']}(" in text for t in ex.tools)
+        n = len(tok.chat_prompt(ex.chat(), ex.tool_list())) + len(tok.encode(ex.reply)) + 1
+        assert n <= CONTEXT_TOKENS, (n, text)
+
+
+def test_tool_calls_parse_back_to_an_offered_tool_with_valid_arguments(tool_data):
+    from dlm_core.tool_calls import ToolCall, call_text, parse_tool_calls
+
+    kinds = {"integer": int, "number": (int, float), "string": str, "boolean": bool}
+    for ex in tool_data[0] + tool_data[1]:
+        offered = {t["function"]["name"]: t["function"]["parameters"] for t in ex.tools}
+        calls = [_call(m) for m in ex.chat() if m.get("tool_calls")]
+        events = parse_tool_calls(ex.reply)
+        if _kind(ex) in CALL_KINDS:
+            assert len(events) == 1 and isinstance(events[0], ToolCall), ex.reply
+            calls.append((events[0].name, json.loads(events[0].arguments)))
+            assert ex.reply == call_text({"name": calls[-1][0], "arguments": calls[-1][1]})
+        else:
+            assert all(isinstance(e, str) for e in events) and ex.reply.strip(), ex.reply
+        for name, args in calls:
+            schema = offered[name]
+            assert set(schema["required"]) <= set(args) <= set(schema["properties"]), (name, args)
+            for key, value in args.items():
+                spec = schema["properties"][key]
+                assert isinstance(value, kinds[spec["type"]]), (name, key, value)
+                assert spec["type"] == "boolean" or not isinstance(value, bool), (name, key, value)
+                assert value in spec.get("enum", [value]), (name, key, value)
+
+
+def test_held_out_tool_examples_use_unseen_functions_and_wordings(tool_data):
+    from training.tool_data import BUILTIN_NAMES
+
+    def offered(examples):
+        return {t["function"]["name"] for ex in examples for t in ex.tools} - set(BUILTIN_NAMES)
+
+    def builtin_requests(examples):
+        return {
+            ex.chat()[-1]["content"].lower().rstrip(".?!") for ex in examples if _kind(ex) == "builtin_call"
+        }
+
+    train, held = tool_data
+    assert offered(held) and not offered(held) & offered(train)
+    assert not builtin_requests(held) & builtin_requests(train)
+    counts = {k: sum(_kind(ex) == k for ex in held) for k in {_kind(ex) for ex in train}}
+    assert min(counts.values()) > 0, counts
+
+
+def test_simulated_builtin_results_match_the_real_tools(tool_data):
+    """Each follow-up's tool result is what assistant.tools would answer (exactly where the state it
+    needs can be rebuilt: arithmetic, units, the clock, a new timer, errors; else in shape)."""
+    from datetime import datetime, timedelta
+
+    from assistant.tools.builtin import BUILTIN_TOOLS, Toolbox, check_arguments
+    from assistant.tools.timers import Timers
+
+    schemas = {t["name"]: t["parameters"] for t in BUILTIN_TOOLS}
+    seen = set()
+    for ex in [ex for ex in tool_data[0] + tool_data[1] if _kind(ex) == "builtin_result"]:
+        messages = ex.chat()
+        name, args = _call(messages[-2])
+        check_arguments(name, schemas[name], args)
+        result = json.loads(messages[-1]["content"])
+        seen.add((name, "error" in result))
+        if "error" in result or name in ("calculate", "convert_units"):  # a new conversation's toolbox
+            assert json.loads(Toolbox().run(name, json.dumps(args))) == result, (name, args)
+        elif name == "get_time":
+            now = datetime.fromisoformat(result["iso"])
+            real = json.loads(Toolbox(now=lambda now=now: now).run(name, "{}"))
+            assert real | {"timezone": result["timezone"]} == result
+        elif name == "set_timer":
+            now = datetime.fromisoformat(result["fires_at"]) - timedelta(seconds=result["seconds"])
+            box = Toolbox(Timers(wall=lambda now=now: now), now=lambda now=now: now)
+            real = json.loads(box.run(name, json.dumps(args)))
+            assert real | {"id": result["id"]} == result, (args, real, result)
+        elif name == "list_timers":
+            assert set(result) == {"timers", "text"} and result["text"].startswith("You have")
+            rows = result["timers"]
+            assert all(set(r) == {"id", "label", "seconds_left", "fires_at"} for r in rows)
+        else:
+            assert set(result) == {"cancelled", "text"} and result["text"].startswith("Cancelled ")
+    errors = {"calculate", "convert_units", "set_timer", "cancel_timer"}
+    assert seen == {(n, False) for n in schemas} | {(n, True) for n in errors}, seen
+
+
+def test_tool_examples_tokenize_with_their_tools(tool_data, tmp_path):
+    from training.data import REPEATS, SOURCES, TOOLS
+
+    train, _ = tool_data
+    sample = train[::200]
+    tok_dir = bpe.save_tokenizer(bpe.train_bpe((t for ex in sample for t in ex.texts()), 600), tmp_path)
+    tok = DlmTokenizer.from_dir(tok_dir)
+    cfg = TrainConfig(**TINY | {"max_prompt": 1024, "reply_len": 160})
+    split = tokenize(sample, tok, cfg)
+    assert len(split.prompts) == len(sample) and set(split.sources) == {TOOLS} and TOOLS in SOURCES
+    assert REPEATS[TOOLS] >= 1
+    for ex, prompt in zip(sample, split.prompts):
+        assert prompt == tok.chat_prompt(ex.chat(), ex.tool_list())
+    assert any("<tool_call>" in t for ex in sample for t in ex.texts())
+    batch = make_batch(split.prompts[:4], split.replies[:4], cfg, tok)
+    assert batch.tokens.shape[1] == batch.reply_start + cfg.reply_len

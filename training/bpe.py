@@ -12,18 +12,15 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from dlm_core.tool_calls import DLM_VOICE_TEMPLATE
+
 PAD, MASK, EOT = "<|pad|>", "<|mdm_mask|>", "<|eot_id|>"
 ROLES = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
 SPECIAL_TOKENS = [PAD, MASK, EOT, *ROLES.values()]  # ids 0.. in this order
 
-# Each turn is "<|role|>text<|eot_id|>"; the generation prompt opens the assistant's turn.
-CHAT_TEMPLATE = (
-    "{% for m in messages %}"
-    "{% if m['role'] not in ['system', 'user', 'assistant'] %}"
-    "{{ raise_exception('unknown role ' + m['role']) }}{% endif %}"
-    "<|{{ m['role'] }}|>{{ m['content'] | trim }}" + EOT + "{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
+# Each turn is "<|role|>text<|eot_id|>"; the generation prompt opens the assistant's turn. With tools, the
+# system turn lists them one per line, and calls are <tool_call>{...}</tool_call> (dlm_core.tool_calls).
+CHAT_TEMPLATE = DLM_VOICE_TEMPLATE
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:

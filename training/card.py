@@ -54,6 +54,7 @@ replies. Reply starts fall at random offsets inside a block, so any prompt lengt
 | `chitchat-dataset` 0.9.0 (BYU-PCCL): casual two-person chats, replies of 3-30 words + up to 2 earlier turns | MIT | {n_chitchat} | {t_chitchat} | x{x_chitchat} |
 | `chatterbot-corpus` 1.3.3, English files: short question/answer pairs | BSD-3-Clause | {n_chatterbot} | {t_chatterbot} | x{x_chatterbot} |
 | `training/templates.py` (this repo): everyday assistant exchanges (greetings, thanks, time/date/weather answered honestly, "I can't do that yet", movies, music, food, jokes, ...) | MIT (this project) | {n_templates} | {t_templates} | x{x_templates} |
+| `training/tool_data.py` (this repo): synthetic tool use: requests for the built-in tools and for made-up client functions -> the call, tool results -> a spoken reply, requests needing no tool beside a tool list; held out: other wordings and unseen functions | MIT (this project) | {n_tools} | {t_tools} | x{x_tools} |
 
 Turns are normalised to speakable text (no links, no non-ASCII, texting slang expanded, shouting
 lower-cased, replies cut to whole sentences of at most 30 words); chitchat replies under 3 words

@@ -4,10 +4,11 @@ Sources (all read from installed PyPI packages, no network):
 - chitchat-dataset (MIT): casual two-person chats; each reply comes with up to two earlier turns.
 - chatterbot-corpus (BSD-3-Clause), English files: short assistant-style question/answer pairs.
 - training.templates (this repo): everyday voice-assistant exchanges.
+- training.tool_data (this repo): synthetic tool use, with the tools offered in the prompt.
 
 The held-out split is decided by a hash of each example's group key (a chitchat conversation id, a
 chatterbot file+index, a template's user text), so it is fixed before training and independent
-of the shuffle seed.
+of the shuffle seed. The tool data draws its own held-out split (other wordings, other functions).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlm_core.tool_calls import DLM_VOICE_TOOLS_HEADER, call_text, tools_text
 from training import templates
 
 # The sources, by name, and how many times each row of a source appears per training epoch: the
 # small assistant-style sources are oversampled to weigh against the much larger casual chitchat.
-CHITCHAT, CHATTERBOT, TEMPLATES = "chitchat", "chatterbot", "templates"
-REPEATS = {CHITCHAT: 1, CHATTERBOT: 6, TEMPLATES: 16}
+CHITCHAT, CHATTERBOT, TEMPLATES, TOOLS = "chitchat", "chatterbot", "templates", "tools"
+REPEATS = {CHITCHAT: 1, CHATTERBOT: 6, TEMPLATES: 16, TOOLS: 2}
 SOURCES = tuple(REPEATS)
 MAX_REPLY_WORDS = 30  # a spoken reply stays short
 MIN_CHAT_REPLY_WORDS = 3  # chitchat: "Yeah." / "Oh." teach an assistant to say nothing
@@ -65,13 +67,28 @@ _NOISE = re.compile(r"\b(lol|lmao|lmfao|rofl|haha+|hahaha+|hehe+|xd|omg)\b[.!]*"
 
 @dataclass(frozen=True)
 class Example:
-    messages: tuple[tuple[str, str], ...]  # (role, content) turns before the reply
-    reply: str  # the assistant's reply text
+    # (role, content) turns before the reply; an assistant turn that called tools is (role, content,
+    # calls), the calls as dlm_core.tool_calls describes them; a tool's result is ("tool", json text).
+    messages: tuple[tuple, ...]
+    reply: str  # the assistant's reply text (a call's markup when the reply calls a tool)
     source: str  # one of SOURCES
     group: str  # split key: examples sharing it land in the same split
+    tools: tuple[dict, ...] | None = None  # the functions offered, in the chat templates' shape
 
     def chat(self) -> list[dict]:
-        return [{"role": r, "content": c} for r, c in self.messages]
+        out = []
+        for role, content, *calls in self.messages:
+            out.append({"role": role, "content": content} | ({"tool_calls": list(calls[0])} if calls else {}))
+        return out
+
+    def tool_list(self) -> list[dict] | None:
+        return list(self.tools) if self.tools else None
+
+    def texts(self) -> list[str]:
+        """What the model reads and writes here, for training the tokenizer: turns, calls, tool list."""
+        out = [self.reply, *(m[1] for m in self.messages if m[1])]
+        out += [call_text(c) for m in self.messages if len(m) > 2 for c in m[2]]
+        return out + ([tools_text(list(self.tools), DLM_VOICE_TOOLS_HEADER)] if self.tools else [])
 
 
 def normalize(text: str) -> str | None:
@@ -173,7 +190,10 @@ def template_examples(seed: int) -> list[Example]:
 
 
 def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
-    """(train, test) lists. A share of training examples get a system turn, drawn with `seed`."""
+    """(train, test) lists. A share of training examples get a system turn, drawn with `seed`; the tool
+    examples (which draw their own system turns) follow the others."""
+    from training.tool_data import tool_examples  # it builds on this module's Example
+
     rng = random.Random(seed)
     train, test = [], []
     for ex in chitchat_examples() + chatterbot_examples() + template_examples(seed):
@@ -185,4 +205,5 @@ def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
                 (("system", rng.choice(SYSTEM_PROMPTS)),) + ex.messages, ex.reply, ex.source, ex.group
             )
         train.append(ex)
-    return train, test
+    tool_train, tool_test = tool_examples(seed)
+    return train + tool_train, test + tool_test

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -73,7 +74,16 @@ def prepare() -> None:
     from training.train import TrainConfig
 
     args = dict(zip(COMMON[::2], COMMON[1::2]))
-    prepare_data(TrainConfig(out=RUNS["default"], max_prompt=int(args["--max-prompt"])))
+    cfg = TrainConfig(
+        out=RUNS["default"],
+        max_prompt=int(args["--max-prompt"]),
+        reply_len=int(args.get("--reply-len", TrainConfig.reply_len)),
+    )
+    _, _, train, test = prepare_data(cfg)
+    # Rows whose prompt or reply do not fit the config are left out silently; the tool rows (long
+    # prompts listing tools) are the first to go, so say what is left of each source.
+    for name, split in (("train", train), ("held-out", test)):
+        print(f"{name} rows per source:", dict(Counter(split.sources)))
 
 
 def launch(

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from training.train import TrainConfig
 
 # Bump when what the cache holds changes: an older cache is then rebuilt instead of misread.
-# 3: rows carry their source's name (2 carried its oversampling weight).
-DATA_CACHE_FORMAT = 3
+# 3: rows carry their source's name (2 carried its oversampling weight). 4: the tool-use source, whose
+# prompts list the tools offered.
+DATA_CACHE_FORMAT = 4
 # The end of tokenizer.json (its last merges) identifies the tokenizer in the cache key; the whole
 # file would make every key as large as the tokenizer.
 TOKENIZER_KEY_CHARS = 2000
@@ -43,7 +44,7 @@ def build_tokenizer(cfg: TrainConfig, train_examples) -> Path:
         return Path(cfg.tokenizer_dir)
     out = Path(cfg.out) / "tokenizer"
     if not (out / "tokenizer.json").is_file():
-        texts = (c for ex in train_examples for c in [ex.reply] + [m[1] for m in ex.messages])
+        texts = (t for ex in train_examples for t in ex.texts())
         save_tokenizer(train_bpe(texts, cfg.vocab_size), out)
     return out
 
@@ -55,10 +56,12 @@ def tokenize(examples, tok: DlmTokenizer, cfg: TrainConfig) -> TokenizedSplit:
         reply = tok.encode(ex.reply) + [eot]
         if len(reply) > cfg.reply_len:
             continue
-        messages = ex.chat()
-        prompt = tok.chat_prompt(messages)
-        while len(prompt) > cfg.max_prompt and len(messages) > 1:
-            messages = messages[1:]  # drop the oldest turn
+        messages, tools = ex.chat(), ex.tool_list()
+        prompt = tok.chat_prompt(messages, tools)
+        # Drop the oldest turns of a long chat; a tool conversation is kept whole or not at all, since
+        # what is left after a cut (a call without its request) would teach nothing sensible.
+        while len(prompt) > cfg.max_prompt and len(messages) > 1 and not tools:
+            messages = messages[1:]
             prompt = tok.chat_prompt(messages)
         if len(prompt) > cfg.max_prompt:
             continue
