@@ -57,6 +57,11 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--instructions", default=None, help="system prompt ('' for none; default: a brief-answers prompt)"
     )
+    g.add_argument(
+        "--no-builtin-tools",
+        action="store_true",
+        help="do not offer the built-in tools (time and date, arithmetic, units, timers)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +138,8 @@ def _session_cfg(models, args=None, **kw):
 
     if args is not None and args.instructions is not None:
         kw["instructions"] = args.instructions
+    if args is not None and args.no_builtin_tools:
+        kw["builtin_tools"] = False
     with flag_values():
         return SessionConfig(dlm=DlmKnobs(preset=models.preset), **kw)
 
@@ -182,35 +189,14 @@ def cmd_serve(args) -> int:
 
 def cmd_chat(args) -> int:
     from assistant.engines import Engines
+    from assistant.text_chat import chat
 
     models = _models(args)
     engines = Engines.load(models, asr=False, tts=False)
-    cfg = _session_cfg(models, args)
-    system = [{"role": "system", "content": cfg.instructions}] if cfg.instructions else []
-
-    def answer(history: list[dict]) -> str:
-        parts = [c.text for c in engines.lm.reply(system + history, cfg.sampler(engines.lm.family))]
-        return " ".join("".join(parts).split())  # one line per reply
-
     try:
-        if args.text:
-            for text in args.text:
-                print(answer([{"role": "user", "content": text}]), flush=True)
-            return 0
-        history: list[dict] = []
-        interactive = sys.stdin.isatty()
-        while True:
-            if interactive:
-                print("> ", end="", flush=True)
-            line = sys.stdin.readline()
-            if not line:
-                return 0
-            if not line.strip():
-                continue
-            history.append({"role": "user", "content": line.strip()})
-            reply = answer(history)
-            history.append({"role": "assistant", "content": reply})
-            print(reply, flush=True)
+        return asyncio.run(chat(engines, _session_cfg(models, args), args.text))
+    except KeyboardInterrupt:
+        return 0
     finally:
         engines.close()
 

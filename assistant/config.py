@@ -27,6 +27,7 @@ ENV_API_KEY = "DLM_API_KEY"
 MIN_API_KEY_CHARS = 16  # a key short enough to guess is no key
 DEFAULT_EAGERNESS = "auto"  # the server's default turn detection is semantic_vad
 DEFAULT_IDLE_TIMEOUT_S = 600.0  # a client that sends nothing for 10 minutes has gone away
+TOOL_CHOICES = ("auto", "none", "required")
 
 
 @dataclass
@@ -152,8 +153,20 @@ class SessionConfig:
     # a barge-in can still drop it. None: send as fast as it is synthesized.
     audio_lead_ms: float | None = DEFAULT_AUDIO_LEAD_MS
     dlm: DlmKnobs = field(default_factory=DlmKnobs)
+    # The client's functions (Realtime session.tools: {"type": "function", name, description, parameters}),
+    # checked by realtime_schema; the model calls them and the client runs them.
+    tools: tuple[dict, ...] = ()
+    # "auto" (the model decides), "none" (no tools), "required" (the reply must call one), or
+    # {"type": "function", "name": ...} (it must call that one).
+    tool_choice: str | dict = "auto"
+    # The in-process tools (time and date, arithmetic, units, timers), beside the client's functions.
+    builtin_tools: bool = True
 
     def __post_init__(self):
+        self.tools = tuple(self.tools)
+        choice = self.tool_choice
+        if not (choice in TOOL_CHOICES or (isinstance(choice, dict) and isinstance(choice.get("name"), str))):
+            raise ValueError(f"tool_choice must be one of {TOOL_CHOICES} or a named function, got {choice!r}")
         self.output_modalities = tuple(self.output_modalities)
         if len(self.output_modalities) != 1 or self.output_modalities[0] not in MODALITIES:
             raise ValueError(

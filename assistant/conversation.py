@@ -1,5 +1,9 @@
 """One conversation's history: its items, what of each reply was heard, and trimming to the context.
 
+Items are Realtime items: messages, the model's function calls and their outputs. `messages()` renders
+them as the chat the LM reads (Hugging Face convention: an assistant message with `tool_calls`, then one
+`tool` message per result).
+
 An assistant item keeps its audio timeline (`SpokenReply`), so the text it holds can be cut to what the
 listener heard: after a barge-in, or when the client says how much it played
 (`conversation.item.truncate`).
@@ -7,6 +11,7 @@ listener heard: after a barge-in, or when the client says how much it played
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from assistant.turns import SpokenReply
@@ -17,12 +22,27 @@ TRUNCATE_SLACK_MS = 100.0  # a client's played position may overshoot the audio 
 MAX_ITEMS = 512
 
 
+MESSAGE, CALL, OUTPUT = "message", "function_call", "function_call_output"
+
+
 @dataclass
 class Item:
     id: str
-    role: str  # "user" | "assistant" | "system"
-    text: str
+    role: str  # "user" | "assistant" | "system"; "assistant" for a call, "tool" for its output
+    text: str  # a message's text; a function_call_output's output
     spoken: SpokenReply | None = None  # assistant items: which text each stretch of audio speaks
+    type: str = MESSAGE  # MESSAGE | CALL | OUTPUT
+    call_id: str | None = None  # CALL and OUTPUT: pairs a result with its call
+    name: str | None = None  # CALL: the tool
+    arguments: str | None = None  # CALL: a JSON object text
+
+    def realtime(self) -> dict:
+        """The item as Realtime events show it (function calls and outputs; messages are built by the
+        event mapping, which knows their modality)."""
+        base = {"id": self.id, "object": "realtime.item", "type": self.type, "status": "completed"}
+        if self.type == CALL:
+            return {**base, "call_id": self.call_id, "name": self.name, "arguments": self.arguments}
+        return {**base, "call_id": self.call_id, "output": self.text}
 
 
 class Conversation:
@@ -47,26 +67,50 @@ class Conversation:
         if len(self.items) == before:
             raise KeyError(item_id)
 
-    def messages(self, instructions: str = "") -> list[dict]:
-        """The chat the LM answers: the system prompt, then every item that has text."""
-        msgs = [{"role": "system", "content": instructions}] if instructions else []
-        return msgs + [{"role": it.role, "content": it.text} for it in self.items if it.text]
+    def find_call(self, call_id: str) -> Item | None:
+        return next((it for it in self.items if it.type == CALL and it.call_id == call_id), None)
 
-    def trim(self, lm, instructions: str, max_new_tokens: int) -> None:
+    def messages(self, instructions: str = "") -> list[dict]:
+        """The chat the LM answers: the system prompt, then every item that has something to say."""
+        msgs = [{"role": "system", "content": instructions}] if instructions else []
+        return msgs + [m for _, m in self._spans()]
+
+    def _spans(self) -> list[tuple[int, dict]]:
+        """(index of the first item, message) for each message the items render to. Calls in a row
+        become one assistant message; an output whose call is gone is left out (no template can say
+        what it answers)."""
+        spans: list[tuple[int, dict]] = []
+        calls = {it.call_id for it in self.items if it.type == CALL}
+        for i, it in enumerate(self.items):
+            if it.type == CALL:
+                call = {"type": "function", "function": {"name": it.name, "arguments": _args(it.arguments)}}
+                last = spans[-1][1] if spans else None
+                if last is not None and self.items[i - 1].type == CALL:
+                    last["tool_calls"].append(call)
+                else:
+                    spans.append((i, {"role": "assistant", "content": "", "tool_calls": [call]}))
+            elif it.type == OUTPUT:
+                if it.call_id in calls:
+                    spans.append((i, {"role": "tool", "content": it.text}))
+            elif it.text:
+                spans.append((i, {"role": it.role, "content": it.text}))
+        return spans
+
+    def trim(self, lm, instructions: str, max_new_tokens: int, tools: list | None = None) -> None:
         """Drop the oldest items while the chat would not fit the model's context with a reply."""
-        messages = self.messages(instructions)
-        if not messages:
-            return
-        try:
-            drop = lm.messages_to_drop(messages, max_new_tokens)
-        except ValueError:  # max_new_tokens alone fills the context: no reply fits, keep the newest item
-            drop = len(self.items)
-        cut = 0
-        while drop > 0 and cut < len(self.items) - 1:
-            if self.items[cut].text and self.items[cut].role != "system":
-                drop -= 1
-            cut += 1
-        del self.items[:cut]
+        while len(self.items) > 1:
+            messages = self.messages(instructions)
+            if not messages:
+                return
+            try:
+                drop = lm.messages_to_drop(messages, max_new_tokens, tools=tools)
+            except ValueError:  # max_new_tokens alone fills the context: no reply fits; keep the newest
+                drop = len(self.items)
+            if drop == 0:
+                return
+            starts = [i for i, m in self._spans() if m["role"] != "system"]
+            cut = starts[drop] if drop < len(starts) else len(self.items) - 1
+            del self.items[: max(1, cut)]
 
     # -- what of a reply was heard ---------------------------------------------------------------------
     def truncate(self, item_id: str, audio_end_ms: float) -> str:
@@ -74,7 +118,7 @@ class Conversation:
 
         Raises KeyError for an unknown or non-assistant item, ValueError past the item's audio."""
         item = self.find(item_id)
-        if item is None or item.role != "assistant":
+        if item is None or item.role != "assistant" or item.type != MESSAGE:
             raise KeyError(item_id)
         audio_ms = item.spoken.audio_ms if item.spoken else 0.0
         if item.spoken is None or audio_end_ms > audio_ms + TRUNCATE_SLACK_MS:
@@ -91,3 +135,12 @@ class Conversation:
         played = last.spoken.played_ms()
         if played < last.spoken.audio_ms:
             last.text = last.spoken.text_until(played)
+
+
+def _args(arguments: str | None) -> dict:
+    """A call's arguments as the templates want them (an object); what is not one renders as empty."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -76,6 +76,9 @@ class ResponseDone(SystemFrame):
     reason: str | None = None  # why it was cancelled / failed
     audio_ms: float = 0.0  # reply audio produced
     metrics: dict = field(default_factory=dict)  # latency_ms of this turn (see metrics.TurnClock)
+    calls: list = field(default_factory=list)  # the function_call items the response made, in order
+    message_index: int | None = None  # the message item's output index; None: the reply said nothing
+    metadata: dict | None = None
 
 
 @dataclass
@@ -116,8 +119,41 @@ class Notice(SystemFrame):
 @dataclass
 class ResponseStarted(SystemFrame):  # opens the reply even if it is cut at once
     response_id: str
-    item_id: str
+    item_id: str  # the reply's message item (announced by MessageStarted once it has something to say)
     modalities: tuple[str, ...]
+    metadata: dict | None = None  # e.g. {"source": "timer", "timer": {...}} for a reply nobody asked for
+
+
+@dataclass
+class MessageStarted(SystemFrame):
+    """The reply's message item opens (its first words are coming, or the reply ends without any)."""
+
+    response_id: str
+    item_id: str
+    output_index: int
+    modalities: tuple[str, ...]
+
+
+@dataclass
+class FunctionCall(SystemFrame):
+    """The model called a tool: an output item of the response, complete with its arguments."""
+
+    response_id: str
+    item_id: str
+    output_index: int
+    call_id: str
+    name: str
+    arguments: str  # JSON object text
+
+
+@dataclass
+class FunctionOutput(SystemFrame):
+    """A tool's result joined the conversation (a built-in tool the server ran, or the client's)."""
+
+    item_id: str
+    previous_item_id: str | None
+    call_id: str
+    output: str
 
 
 @dataclass
@@ -126,6 +162,7 @@ class TextDelta(DataFrame):
     item_id: str
     text: str
     spoken: bool = True  # True: the transcript of reply audio; False: a text-only reply
+    output_index: int = 0  # the message item's place among the response's output items
 
 
 @dataclass
@@ -135,3 +172,4 @@ class AudioOut(DataFrame):
     samples: np.ndarray = field(repr=False)  # float32 [N] at `rate`
     rate: int
     text: str  # the piece of the reply this audio speaks
+    output_index: int = 0

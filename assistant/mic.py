@@ -24,6 +24,7 @@ from assistant.bridge import blocking
 from assistant.config import ModelsConfig, SessionConfig
 from assistant.engines import Engines
 from assistant.session import Session
+from assistant.text_chat import tool_result_text
 from audio import pcm
 
 READ_TIMEOUT_S = 0.1  # a device read waits at most this long, so the loop notices shutdown
@@ -95,8 +96,14 @@ class MicView:
         if f.text:
             self.echo(f"you: {f.text}")
 
-    async def _started(self, f: F.ResponseStarted) -> None:
+    async def _started(self, f: F.MessageStarted) -> None:
         self.echo("assistant: ", end="")
+
+    async def _call(self, f: F.FunctionCall) -> None:
+        self.echo(f"tool: {f.name} {f.arguments}")
+
+    async def _output(self, f: F.FunctionOutput) -> None:
+        self.echo(f"tool: -> {tool_result_text(f.output)}")
 
     async def _text(self, f: F.TextDelta) -> None:
         self.echo(f.text, end="")
@@ -124,7 +131,9 @@ class MicView:
 
     HANDLERS: ClassVar[dict] = {
         F.UserTranscript: _heard,
-        F.ResponseStarted: _started,
+        F.MessageStarted: _started,
+        F.FunctionCall: _call,
+        F.FunctionOutput: _output,
         F.TextDelta: _text,
         F.AudioOut: _audio,
         F.Interrupted: _interrupted,

@@ -3,11 +3,11 @@
     conn = RealtimeConnection(websocket, engines, on_turn=metrics.append)
     await conn.run()                     # until the client goes away
 
-Client events handled: session.update, input_audio_buffer.append|commit|clear, conversation.item.create
-(input_text), conversation.item.truncate, conversation.item.delete, response.create, response.cancel;
-they are validated in `realtime_schema`. Server events: one function per frame type in `realtime_events`.
-Anything we cannot honour becomes an `error` event naming the field (`error.param`), and the connection
-stays up.
+Client events handled: session.update (incl. tools and tool_choice), input_audio_buffer.append|commit|
+clear, conversation.item.create (input_text, function_call_output), conversation.item.truncate,
+conversation.item.delete, response.create, response.cancel; they are validated in `realtime_schema`.
+Server events: one function per frame type in `realtime_events`. Anything we cannot honour becomes an
+`error` event naming the field (`error.param`), and the connection stays up.
 
 Our extension, `session.dlm = {"preset": "fastest"|"balanced"|"quality", "threshold": float,
 "max_steps_per_block": int}`, sets the diffusion sampler's speed/quality trade-off, and after each
@@ -139,7 +139,19 @@ class RealtimeConnection:
         await self._ack({"type": "input_audio_buffer.cleared"})
 
     async def _item_create(self, ev, s: Session) -> None:
-        text, role = parse_item(ev)
+        parsed = parse_item(ev)
+        if len(parsed) == 3:  # the client's result of a function call
+            _, call_id, output = parsed
+            try:
+                await s.add_tool_output(call_id, output)
+            except KeyError:
+                raise ProtocolError(
+                    f"no function_call with call_id {call_id!r} in the conversation", "item.call_id"
+                ) from None
+            except ValueError as e:
+                raise ProtocolError(str(e), "item.output", "input_too_long") from e
+            return
+        text, role = parsed
         try:
             await s.add_text(text, role)
         except ValueError as e:
@@ -169,7 +181,7 @@ class RealtimeConnection:
         await self._ack({"type": "conversation.item.deleted", "item_id": item_id})
 
     async def _response_create(self, ev, s: Session) -> None:
-        modalities, overrides = parse_response_create(ev)
+        modalities, overrides = parse_response_create(ev, s.cfg)
         await s.create_response(modalities=modalities, overrides=overrides)
 
     async def _response_cancel(self, ev, s: Session) -> None:

@@ -13,8 +13,6 @@ from assistant import frames as F
 from assistant.realtime_schema import CONTENT_INDEX
 from audio import pcm
 
-OUTPUT_INDEX = 0  # one output item per response
-
 
 def error_event(code: str, message: str, param: str | None = None, event_id: str | None = None) -> dict:
     error = {
@@ -69,7 +67,12 @@ def _part(modalities, text: str) -> dict:
 
 
 def _response(
-    response_id: str, status: str, modalities, output: list[dict], reason: str | None = None
+    response_id: str,
+    status: str,
+    modalities,
+    output: list[dict],
+    reason: str | None = None,
+    metadata: dict | None = None,
 ) -> dict:
     details = None if status in ("in_progress", "completed") else {"type": status, "reason": reason}
     return {
@@ -81,15 +84,15 @@ def _response(
         "output_modalities": list(modalities),
         "conversation_id": "conv_default",
         "usage": None,
-        "metadata": None,
+        "metadata": metadata,
     }
 
 
-def _content_ids(f) -> dict:
+def _content_ids(f, output_index: int | None = None) -> dict:
     return {
         "response_id": f.response_id,
         "item_id": f.item_id,
-        "output_index": OUTPUT_INDEX,
+        "output_index": f.output_index if output_index is None else output_index,
         "content_index": CONTENT_INDEX,
     }
 
@@ -154,14 +157,56 @@ def _user_text(f: F.UserText) -> list[dict]:
 
 
 def _response_started(f: F.ResponseStarted) -> list[dict]:
+    response = _response(f.response_id, "in_progress", f.modalities, [], metadata=f.metadata)
+    return [{"type": "response.created", "response": response}]
+
+
+def _message_started(f: F.MessageStarted) -> list[dict]:
     item = _reply_item(f.item_id, f.modalities, None, "in_progress")
-    ids = {"response_id": f.response_id, "output_index": OUTPUT_INDEX}
+    ids = {"response_id": f.response_id, "output_index": f.output_index}
     part = {**ids, "item_id": f.item_id, "content_index": CONTENT_INDEX, "part": _part(f.modalities, "")}
     return [
-        {"type": "response.created", "response": _response(f.response_id, "in_progress", f.modalities, [])},
         {"type": "response.output_item.added", **ids, "item": item},
         {"type": "conversation.item.added", "item": item},
         {"type": "response.content_part.added", **part},
+    ]
+
+
+def _function_call(f: F.FunctionCall) -> list[dict]:
+    done = {
+        "id": f.item_id,
+        "object": "realtime.item",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": f.call_id,
+        "name": f.name,
+        "arguments": f.arguments,
+    }
+    added = {**done, "status": "in_progress", "arguments": ""}
+    ids = {"response_id": f.response_id, "output_index": f.output_index}
+    args = {**ids, "item_id": f.item_id, "call_id": f.call_id}
+    return [
+        {"type": "response.output_item.added", **ids, "item": added},
+        {"type": "conversation.item.added", "item": added},
+        {"type": "response.function_call_arguments.delta", **args, "delta": f.arguments},
+        {"type": "response.function_call_arguments.done", **args, "name": f.name, "arguments": f.arguments},
+        {"type": "response.output_item.done", **ids, "item": done},
+        {"type": "conversation.item.done", "item": done},
+    ]
+
+
+def _function_output(f: F.FunctionOutput) -> list[dict]:
+    item = {
+        "id": f.item_id,
+        "object": "realtime.item",
+        "type": "function_call_output",
+        "status": "completed",
+        "call_id": f.call_id,
+        "output": f.output,
+    }
+    return [
+        {"type": "conversation.item.added", "previous_item_id": f.previous_item_id, "item": item},
+        {"type": "conversation.item.done", "previous_item_id": f.previous_item_id, "item": item},
     ]
 
 
@@ -177,7 +222,24 @@ def _audio_out(f: F.AudioOut) -> list[dict]:
 
 
 def _response_done(f: F.ResponseDone) -> list[dict]:
-    ids = _content_ids(f)
+    output, events = list(f.calls), []
+    if f.message_index is not None:  # the message item takes its place among the calls
+        events = _message_done(f)
+        item = _reply_item(
+            f.item_id, f.modalities, f.text, "completed" if f.status == "completed" else "incomplete"
+        )
+        output.insert(min(f.message_index, len(output)), item)
+    metrics = {"response_id": f.response_id, "item_id": f.item_id, "status": f.status}
+    response = _response(f.response_id, f.status, f.modalities, output, f.reason, f.metadata)
+    return events + [
+        {"type": "response.done", "response": response},
+        {"type": "dlm.turn_metrics", **metrics, "audio_ms": round(f.audio_ms, 1), "latency_ms": f.metrics},
+    ]
+
+
+def _message_done(f: F.ResponseDone) -> list[dict]:
+    """The closing events of the response's message item."""
+    ids = _content_ids(f, f.message_index)
     item_status = "completed" if f.status == "completed" else "incomplete"
     item = _reply_item(f.item_id, f.modalities, f.text, item_status)
     if "audio" in f.modalities:
@@ -187,17 +249,11 @@ def _response_done(f: F.ResponseDone) -> list[dict]:
         ]
     else:
         content_done = [{"type": "response.output_text.done", **ids, "text": f.text}]
-    item_ids = {"response_id": f.response_id, "output_index": OUTPUT_INDEX}
-    metrics = {"response_id": f.response_id, "item_id": f.item_id, "status": f.status}
+    item_ids = {"response_id": f.response_id, "output_index": f.message_index}
     return content_done + [
         {"type": "response.content_part.done", **ids, "part": _part(f.modalities, f.text)},
         {"type": "response.output_item.done", **item_ids, "item": item},
         {"type": "conversation.item.done", "item": item},
-        {
-            "type": "response.done",
-            "response": _response(f.response_id, f.status, f.modalities, [item], f.reason),
-        },
-        {"type": "dlm.turn_metrics", **metrics, "audio_ms": round(f.audio_ms, 1), "latency_ms": f.metrics},
     ]
 
 
@@ -214,6 +270,9 @@ FRAME_EVENTS: dict[type, Callable[[F.Frame], list[dict]]] = {
     F.UserTranscript: _user_transcript,
     F.UserText: _user_text,
     F.ResponseStarted: _response_started,
+    F.MessageStarted: _message_started,
+    F.FunctionCall: _function_call,
+    F.FunctionOutput: _function_output,
     F.TextDelta: _text_delta,
     F.AudioOut: _audio_out,
     F.ResponseDone: _response_done,

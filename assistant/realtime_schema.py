@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 
 from assistant.config import MAX_REPLY_TOKENS, MODALITIES, DlmKnobs, SessionConfig
+from assistant.realtime_errors import ProtocolError, check_keys
+from assistant.realtime_tools import parse_function_output, parse_tool_choice, parse_tools
+from assistant.tools.builtin import BUILTIN_TOOLS
 from audio import pcm
 from audio.endpoint import EAGERNESS
 from audio.vad import VadConfig
@@ -32,14 +35,22 @@ ROLES = ("user", "assistant", "system")
 TEXT_PARTS = ("input_text", "text", "output_text")
 # Session fields accepted when they carry their default (or a neutral value), and otherwise refused.
 NEUTRAL = {
-    "tools": ([], None),
-    "tool_choice": ("auto", "none", None),
     "tracing": (None, "auto"),
     "truncation": ("auto", "disabled", None),
     "include": ([], None),
     "prompt": (None,),
 }
-SESSION_KEYS = {"type", "model", "instructions", "output_modalities", "audio", "max_output_tokens", "dlm"}
+SESSION_KEYS = {
+    "type",
+    "model",
+    "instructions",
+    "output_modalities",
+    "audio",
+    "max_output_tokens",
+    "dlm",
+    "tools",
+    "tool_choice",
+}
 SESSION_ECHO_KEYS = {"object", "id", "expires_at"}  # what a client may send back from session.created
 TURN_DETECTION_KEYS = {
     "type",
@@ -53,14 +64,6 @@ TURN_DETECTION_KEYS = {
 VAD_NUMBERS = ("threshold", "prefix_padding_ms", "silence_duration_ms")
 VAD_FLAGS = ("create_response", "interrupt_response")
 SEMANTIC_VAD_KEYS = {"type", "eagerness", *VAD_FLAGS}
-
-
-class ProtocolError(ValueError):
-    """A client event we refuse; becomes an `error` event."""
-
-    def __init__(self, message: str, param: str | None = None, code: str = "invalid_value"):
-        super().__init__(message)
-        self.param, self.code = param, code
 
 
 def parse_message(message: str | bytes) -> dict:
@@ -84,17 +87,6 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def check_keys(obj: Any, allowed: set[str], where: str) -> dict:
-    if not isinstance(obj, dict):
-        raise ProtocolError(f"{where} must be an object", where)
-    for key in obj:
-        if key not in allowed:
-            raise ProtocolError(
-                f"unknown or unsupported field {where}.{key}", f"{where}.{key}", "unknown_parameter"
-            )
-    return obj
-
-
 # ------------------------------------------------------------------------------------------ session
 
 
@@ -108,7 +100,7 @@ def apply_session_update(cfg: SessionConfig, s: Any) -> SessionConfig:
             raise ProtocolError(
                 f"session.{key} is not supported by this server", f"session.{key}", "unsupported"
             )
-    new = _reply_settings(s, "session")
+    new = _reply_settings(s, "session", cfg)
     if "output_modalities" in s:
         new["output_modalities"] = _modalities(s["output_modalities"], "session.output_modalities")
     new.update(_session_audio(s.get("audio") or {}, cfg))
@@ -167,7 +159,7 @@ def _turn_detection(td: Any, current: VadConfig | None, where: str) -> dict:
     if kind == "semantic_vad":
         check_keys(td, SEMANTIC_VAD_KEYS, where)
         eagerness = td.get("eagerness", "auto")
-        if eagerness not in EAGERNESS:
+        if not isinstance(eagerness, str) or eagerness not in EAGERNESS:
             raise ProtocolError(f"{where}.eagerness must be one of {sorted(EAGERNESS)}", f"{where}.eagerness")
         new = {"turn_detection": current or VadConfig(), "eagerness": eagerness}
     else:
@@ -209,15 +201,28 @@ def _dlm_knobs(d: Any, current: DlmKnobs) -> DlmKnobs:
         raise ProtocolError(str(e), "session.dlm") from e
 
 
-def _reply_settings(obj: dict, where: str) -> dict:
-    """`instructions` and `max_output_tokens` of a session or one response -> SessionConfig fields."""
-    out = {}
+def _reply_settings(obj: dict, where: str, cfg: SessionConfig) -> dict:
+    """`instructions`, `max_output_tokens`, `tools` and `tool_choice` of a session or one response ->
+    SessionConfig fields."""
+    out = _tool_settings(obj, where, cfg)
     if "instructions" in obj:
         if not isinstance(obj["instructions"], str):
             raise ProtocolError(f"{where}.instructions must be a string", f"{where}.instructions")
         out["instructions"] = obj["instructions"]
     if "max_output_tokens" in obj:
         out["max_output_tokens"] = _max_tokens(obj["max_output_tokens"], f"{where}.max_output_tokens")
+    return out
+
+
+def _tool_settings(obj: dict, where: str, cfg: SessionConfig) -> dict:
+    out = {}
+    if obj.get("tools") is not None:
+        out["tools"] = parse_tools(obj["tools"], f"{where}.tools")
+    if obj.get("tool_choice") is not None:
+        offered = {t["name"] for t in out.get("tools", cfg.tools)}
+        if cfg.builtin_tools:
+            offered |= {t["name"] for t in BUILTIN_TOOLS}
+        out["tool_choice"] = parse_tool_choice(obj["tool_choice"], f"{where}.tool_choice", offered)
     return out
 
 
@@ -245,8 +250,8 @@ def session_object(cfg: SessionConfig, session_id: str) -> dict:
         "instructions": cfg.instructions,
         "output_modalities": list(cfg.output_modalities),
         "max_output_tokens": cfg.max_output_tokens,
-        "tools": [],
-        "tool_choice": "auto",
+        "tools": [dict(t) for t in cfg.tools],
+        "tool_choice": cfg.tool_choice,
         "audio": {
             "input": {
                 "format": AUDIO_FORMAT,
@@ -294,11 +299,20 @@ def parse_append(ev: dict) -> np.ndarray:
         raise ProtocolError(f"audio is not base64 pcm16: {e}", "audio") from e
 
 
-def parse_item(ev: dict) -> tuple[str, str]:
-    """conversation.item.create -> (text, role). Only text messages are supported."""
-    item = check_keys(ev.get("item"), {"id", "type", "object", "role", "content", "status"}, "item")
-    if item.get("type", "message") != "message":
-        raise ProtocolError("only items of type 'message' are supported", "item.type", "unsupported")
+def parse_item(ev: dict) -> tuple[str, str] | tuple[str, str, str]:
+    """conversation.item.create -> (text, role) for a text message, or ("function_call_output", call_id,
+    output) for the client's result of a function call."""
+    item = ev.get("item")
+    kind = item.get("type", "message") if isinstance(item, dict) else None
+    if kind == "function_call_output":
+        return ("function_call_output", *parse_function_output(item))
+    check_keys(item, {"id", "type", "object", "role", "content", "status"}, "item")
+    if kind != "message":
+        raise ProtocolError(
+            "only items of type 'message' and 'function_call_output' are supported",
+            "item.type",
+            "unsupported",
+        )
     role = item.get("role", "user")
     if role not in ROLES:
         raise ProtocolError("item.role must be user, assistant or system", "item.role")
@@ -327,13 +341,10 @@ def parse_truncate(ev: dict) -> tuple[Any, float]:
     return ev.get("item_id"), float(ms)
 
 
-def parse_response_create(ev: dict) -> tuple[tuple[str, ...] | None, dict | None]:
+def parse_response_create(ev: dict, cfg: SessionConfig) -> tuple[tuple[str, ...] | None, dict | None]:
     """response.create -> (output modalities or None, SessionConfig overrides for this response or None)."""
-    r = check_keys(
-        ev.get("response") or {},
-        {"output_modalities", "instructions", "max_output_tokens", "metadata", "conversation"},
-        "response",
-    )
+    keys = {"output_modalities", "instructions", "max_output_tokens", "metadata", "conversation", "tools"}
+    r = check_keys(ev.get("response") or {}, keys | {"tool_choice"}, "response")
     modalities = None
     if "output_modalities" in r:
         modalities = _modalities(r["output_modalities"], "response.output_modalities")
@@ -341,4 +352,4 @@ def parse_response_create(ev: dict) -> tuple[tuple[str, ...] | None, dict | None
         raise ProtocolError(
             "only the default conversation is supported", "response.conversation", "unsupported"
         )
-    return modalities, _reply_settings(r, "response") or None
+    return modalities, _reply_settings(r, "response", cfg) or None

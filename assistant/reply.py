@@ -1,17 +1,23 @@
 """One reply, streamed: the LM's committed text -> sentence chunks -> piper -> paced audio frames.
 
     reply = Reply(response_id, item_id, turn_id, clock, modalities, cfg)
-    await ReplyStream(reply, engines, emit, turns).run(messages, session_id)
+    await ReplyStream(reply, engines, emit, turns).run(messages, session_id, tools)
 
 The LM and piper are synchronous iterators pulled through `ThreadIter`, so cancelling the task that runs
 `run()` stops both between two steps. Frames are stamped with the reply's turn id; once an interruption
 advances the session's turn, `emit` drops them and the speaker stops.
+
+Tool calls: the committed text goes through a `ToolCallParser`, so call markup is never spoken or shown.
+When the model calls a tool, its pass ends there and `tools.handle` decides: a built-in tool has run and
+its result is in the conversation, so the LM goes on from the new messages (same response, same message
+item, same speaker); a client's function ends the response, and the client answers it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,10 +29,14 @@ from assistant.engines import Engines
 from assistant.metrics import TurnClock
 from assistant.turns import SpokenReply, Turns
 from audio import pcm
+from audio.chime import chime
 from audio.tts import SentenceChunker
+from dlm_core.tool_calls import BadToolCall, ToolCall, ToolCallParser
 
+log = logging.getLogger(__name__)
 PIECE_QUEUE = 8  # sentences waiting for piper
 AUDIO_FRAME_MS = 100  # reply audio leaves in frames this long (the granularity of pacing and barge-in)
+MAX_TOOL_ROUNDS = 4  # built-in calls one reply may chain before it must answer
 
 
 @dataclass
@@ -48,6 +58,15 @@ class Reply:
     user_text: str = ""  # speculative: the transcript it answers
     nfe: int = 0  # forward passes the LM spent on it
     synthesized_ms: float = 0.0  # audio piper made for it (sent or not)
+    outputs: int = 0  # output items announced so far (function calls, the message)
+    message_index: int | None = None  # the message item's output index, once announced
+    calls: list = field(default_factory=list)  # the function_call items it made (Realtime dicts)
+    metadata: dict | None = None  # the response's metadata (a timer's announcement says which timer)
+    announcement: str | None = None  # fixed words to say after a chime (a timer firing), no LM
+
+    def next_index(self) -> int:
+        self.outputs += 1
+        return self.outputs - 1
 
 
 class ReplyStream:
@@ -57,21 +76,19 @@ class ReplyStream:
         self.reply, self.engines, self._emit, self.turns = reply, engines, emit, turns
         self.speaks = "audio" in reply.modalities and engines.tts is not None
 
-    async def run(self, messages: list[dict], session_id: str) -> None:
-        """Stream the reply to `messages`. Raises what the LM or piper raised; cancel to stop it."""
+    async def run(self, messages: list[dict], session_id: str, tools=None) -> None:
+        """Stream the reply to `messages`. `tools`: the reply's ToolTurn (None: no tools offered).
+        Raises what the LM or piper raised; cancel to stop it."""
         r = self.reply
-        sampler = r.cfg.sampler(self.engines.lm.family)
-        lm = ThreadIter(self.engines.lm.reply(messages, sampler, session_id=session_id))
         pieces: asyncio.Queue = asyncio.Queue(PIECE_QUEUE)
         tts = asyncio.create_task(self._speak(pieces)) if self.speaks else None
         chunker = SentenceChunker(self.engines.tts.cfg.chunker) if self.speaks else None
+        out = (chunker, pieces, tts)
         try:
-            while (c := await lm.next()) is not END:
-                r.nfe = c.nfe
-                if c.text:
-                    await self._text(c.text, chunker, pieces, tts)
-                if c.done:
-                    break
+            if r.announcement is not None:
+                await self._announce(r.announcement, out)
+            else:
+                await self._converse(messages, session_id, tools, out)
             if tts is not None:
                 for piece in [*chunker.flush(), None]:  # None: the end of the reply
                     await _put(pieces, piece, tts)
@@ -82,8 +99,57 @@ class ReplyStream:
                 with contextlib.suppress(BaseException):
                     await tts  # returns once its current piper piece is done
             raise
+
+    async def _converse(self, messages: list[dict], session_id: str, tools, out) -> None:
+        """LM passes until the model answers in words: each built-in call it makes runs, then it goes on."""
+        for rounds in range(MAX_TOOL_ROUNDS + 1):
+            call = await self._pass(messages, session_id, tools, rounds == 0, out)
+            if call is None or tools is None or rounds == MAX_TOOL_ROUNDS:
+                return
+            messages = await tools.handle(self.reply, call, self.emit)
+            if messages is None:  # a client's function: the client answers it
+                return
+
+    async def _pass(self, messages, session_id: str, tools, first: bool, out) -> ToolCall | None:
+        """One LM reply: its words go out as they are committed; returns the tool call it ends with."""
+        r = self.reply
+        sampler = r.cfg.sampler(self.engines.lm.family)
+        definitions = tools.definitions if tools is not None else None
+        prefix = tools.prefix if tools is not None and first else ""
+        gen = self.engines.lm.reply(
+            messages, sampler, session_id=session_id, tools=definitions, prefix=prefix
+        )
+        lm, parser, nfe_before = ThreadIter(gen), ToolCallParser(), r.nfe
+        parser.push(prefix)  # a forced call's opening is already written
+        try:
+            while (c := await lm.next()) is not END:
+                r.nfe = nfe_before + c.nfe
+                events = parser.push(c.text) if c.text else []
+                if c.done:
+                    events += parser.flush()
+                if (call := await self._events(events, out)) is not None or c.done:
+                    return call
+            return await self._events(parser.flush(), out)
         finally:
             await lm.aclose()
+
+    async def _events(self, events: list, out) -> ToolCall | None:
+        for ev in events:
+            if isinstance(ev, ToolCall):
+                return ev
+            if isinstance(ev, BadToolCall):
+                log.warning("the model wrote a malformed tool call (%s): %r", ev.message, ev.raw[:200])
+                continue
+            await self._text(ev, *out)
+        return None
+
+    async def _announce(self, text: str, out) -> None:
+        """A chime, then fixed words (a timer went off): no LM involved."""
+        chunker, pieces, tts = out
+        if tts is not None:
+            await self._open_message()
+            await self._send_audio("", chime(pcm.SAMPLE_RATE_API), pcm.SAMPLE_RATE_API)
+        await self._text(text, chunker, pieces, tts)
 
     async def emit(self, frame: F.Frame) -> None:
         if self.reply.released.is_set():
@@ -91,12 +157,22 @@ class ReplyStream:
         else:
             self.reply.held.append(frame)
 
+    async def _open_message(self) -> None:
+        """Announce the message item before its first words (a reply that only calls a tool has none)."""
+        r = self.reply
+        if r.message_index is None:
+            r.message_index = r.next_index()
+            await self.emit(
+                F.MessageStarted(r.turn_id, r.response_id, r.item_id, r.message_index, r.modalities)
+            )
+
     async def _text(self, text: str, chunker, pieces: asyncio.Queue, tts: asyncio.Task | None) -> None:
         r = self.reply
         if r.clock.first_text is None:
             r.clock.first_text = time.perf_counter()
+        await self._open_message()
         r.text += text
-        await self.emit(F.TextDelta(r.turn_id, r.response_id, r.item_id, text, self.speaks))
+        await self.emit(F.TextDelta(r.turn_id, r.response_id, r.item_id, text, self.speaks, r.message_index))
         for piece in chunker.push(text) if chunker is not None else ():
             await _put(pieces, piece, tts)
 
@@ -125,7 +201,8 @@ class ReplyStream:
             r.spoken.add(piece, pcm.samples_to_ms(len(x), rate))
             if r.clock.first_audio is None:
                 r.clock.first_audio = time.perf_counter()
-            await self.emit(F.AudioOut(r.turn_id, r.response_id, r.item_id, x, rate, piece))
+            index = r.message_index or 0
+            await self.emit(F.AudioOut(r.turn_id, r.response_id, r.item_id, x, rate, piece, index))
         return True
 
     async def _pace(self) -> None:

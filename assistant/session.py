@@ -33,11 +33,15 @@ from assistant.engines import Engines
 from assistant.listener import Listener
 from assistant.metrics import SPECULATION_COUNTS, TurnClock
 from assistant.reply import Reply, ReplyStream
+from assistant.tool_turn import ToolTurn
+from assistant.tools.builtin import Toolbox
+from assistant.tools.timers import Timers, announcement
 from assistant.turns import Turns, new_id
 from audio.endpoint import Turn, TurnLikely
 from audio.vad import SpeechResumed, SpeechStarted, SpeechStopped
 
 OUT_QUEUE_FRAMES = 512  # frames waiting for the transport
+ANNOUNCE_WAIT_S = 0.1  # a timer that fires during a reply speaks up once the reply is over
 
 
 class Session:
@@ -67,6 +71,9 @@ class Session:
         # server passes one dict for all its sessions).
         self.speculation = speculation if speculation is not None else dict.fromkeys(SPECULATION_COUNTS, 0)
         self._clock: TurnClock | None = None  # the turn being heard, until its reply starts
+        self.toolbox = Toolbox(Timers())  # built-in tools; their timers belong to this conversation
+        self._timers_changed = asyncio.Event()
+        self._timer_task: asyncio.Task | None = None  # started by the first timer set
         self._closed = False
 
     # -- settings and output ---------------------------------------------------------------------------
@@ -218,17 +225,30 @@ class Session:
         await self.emit(F.ResponseStarted(reply.turn_id, reply.response_id, reply.item_id, reply.modalities))
         return reply
 
-    def _start_reply(self, clock: TurnClock, modalities, cfg: SessionConfig, user_text: str = "") -> Reply:
+    def _start_reply(
+        self, clock: TurnClock, modalities, cfg: SessionConfig, user_text: str = "", **extra
+    ) -> Reply:
         """A new reply task under a new turn id. `user_text`: the speculative transcript a held reply
-        answers (not in the conversation yet); empty for a reply to the conversation as it is."""
+        answers (not in the conversation yet); empty for a reply to the conversation as it is. `extra`:
+        Reply fields (a timer's announcement and metadata)."""
         clock.response_start = time.perf_counter()
         turn = self.turns.advance()
-        reply = Reply(new_id("resp"), new_id("item"), turn, clock, modalities, cfg, user_text=user_text)
+        reply = Reply(
+            new_id("resp"), new_id("item"), turn, clock, modalities, cfg, user_text=user_text, **extra
+        )
         messages = self.conversation.messages(cfg.instructions)
         if user_text:
             messages.append({"role": "user", "content": user_text})
-        reply.task = asyncio.create_task(self._respond(reply, messages))
+        reply.task = asyncio.create_task(self._respond(reply, messages, self._tool_turn(cfg)))
         return reply
+
+    def _tool_turn(self, cfg: SessionConfig) -> ToolTurn:
+        """The tools of a reply: the client's, and the built-in ones where the model can call tools (the
+        bundled model predates them: a tool list it never saw would only make its replies worse)."""
+        lm = self.engines.lm
+        builtin = cfg.builtin_tools and lm is not None and lm.knows_tools
+        toolbox = self.toolbox if builtin else None
+        return ToolTurn(cfg, toolbox, self.conversation, self._tool_ran)
 
     # -- speculation: a reply started in the user's pause, held until the end of the turn is confirmed --
     async def _turn_likely(self, ev: TurnLikely) -> None:
@@ -293,9 +313,9 @@ class Session:
         await self.emit(F.Interrupted(self.turns.current, reply.response_id, reply.item_id, played or 0.0))
         await self._finish(reply, "cancelled", text, reason)
 
-    async def _respond(self, reply: Reply, messages: list[dict]) -> None:
+    async def _respond(self, reply: Reply, messages: list[dict], tools: ToolTurn) -> None:
         try:
-            await ReplyStream(reply, self.engines, self.emit, self.turns).run(messages, self.id)
+            await ReplyStream(reply, self.engines, self.emit, self.turns).run(messages, self.id, tools)
             await reply.released.wait()  # a held reply finishes only as the reply to a confirmed turn
         except asyncio.CancelledError:
             raise
@@ -314,9 +334,22 @@ class Session:
             await self._finish(reply, "completed", reply.text.strip(), None)
 
     async def _finish(self, reply: Reply, status: str, text: str, reason: str | None) -> None:
-        self.conversation.add(Item(reply.item_id, "assistant", text, reply.spoken))
+        if reply.message_index is None and not reply.calls:  # every reply has a message or a call
+            reply.message_index = reply.next_index()
+            await self.emit(
+                F.MessageStarted(
+                    self.turns.current,
+                    reply.response_id,
+                    reply.item_id,
+                    reply.message_index,
+                    reply.modalities,
+                )
+            )
+        if reply.message_index is not None:
+            self.conversation.add(Item(reply.item_id, "assistant", text, reply.spoken))
         if self.engines.lm is not None:
-            self.conversation.trim(self.engines.lm, self.cfg.instructions, self.cfg.max_output_tokens)
+            tools = self._tool_turn(self.cfg).definitions
+            self.conversation.trim(self.engines.lm, self.cfg.instructions, self.cfg.max_output_tokens, tools)
         metrics = reply.clock.latency_ms()
         done = F.ResponseDone(
             self.turns.current,
@@ -328,12 +361,62 @@ class Session:
             reason,
             reply.spoken.audio_ms,
             metrics,
+            reply.calls,
+            reply.message_index,
+            reply.metadata,
         )
         await self.emit(done)
         if self.on_turn is not None:
             turn = {"session_id": self.id, "response_id": reply.response_id, "item_id": reply.item_id}
             speculative = bool(reply.user_text)
             self.on_turn({**turn, "status": status, "speculative": speculative, "latency_ms": metrics})
+
+    # -- tools ---------------------------------------------------------------------------------------
+    async def add_tool_output(self, call_id: str, output: str) -> str:
+        """The client's result for its function's call joins the conversation (then response.create).
+        KeyError: no call with that id; ValueError: the output cannot fit the context."""
+        if self.conversation.find_call(call_id) is None:
+            raise KeyError(call_id)
+        self._check_fits(output)
+        previous = self.conversation.last_id()
+        item = self.conversation.add(Item(new_id("item"), "tool", output, type="function_call_output"))
+        item.call_id = call_id
+        await self.emit(F.FunctionOutput(self.turns.current, item.id, previous, call_id, output))
+        return item.id
+
+    def _tool_ran(self, name: str) -> None:
+        if self._closed:
+            return
+        if self._timer_task is None and self.toolbox.timers.next_deadline() is not None:
+            self._timer_task = asyncio.create_task(self._watch_timers())
+        self._timers_changed.set()
+
+    async def _watch_timers(self) -> None:
+        """Sleep until the next timer is due (or the timers change), then let each due one speak up."""
+        timers = self.toolbox.timers
+        while True:
+            deadline = timers.next_deadline()
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())  # Timers' clock
+            self._timers_changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._timers_changed.wait(), wait)
+            for timer in timers.pop_due():
+                await self._announce(timer)
+
+    async def _announce(self, timer) -> None:
+        """A timer went off: once no reply is running, a reply of its own says so (chime first)."""
+        while self.reply is not None or self._speculative is not None:
+            await asyncio.sleep(ANNOUNCE_WAIT_S)
+        about = {"id": timer.id, "label": timer.label, "seconds": timer.seconds}
+        extra = {"announcement": announcement(timer), "metadata": {"source": "timer", "timer": about}}
+        reply = self._start_reply(TurnClock(), self.cfg.output_modalities, self.cfg, **extra)
+        self.reply = reply
+        reply.released.set()
+        await self.emit(
+            F.ResponseStarted(
+                reply.turn_id, reply.response_id, reply.item_id, reply.modalities, reply.metadata
+            )
+        )
 
     # -- conversation edits from the client ------------------------------------------------------------
     def truncate(self, item_id: str, audio_end_ms: float) -> str:
@@ -354,6 +437,8 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        if self._timer_task is not None:
+            self._timer_task.cancel()
         await self._discard_speculative(wait=True)
         reply = self._stop_reply()
         await self._listener.close()

@@ -71,6 +71,10 @@ def start_server(port: int, args) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "assistant", "serve", "--port", str(port), "--preset", args.preset]
     if args.model:
         cmd += ["--model", args.model]
+    if getattr(args, "instructions", None) is not None:
+        cmd += ["--instructions", args.instructions]
+    if getattr(args, "no_builtin_tools", False):
+        cmd += ["--no-builtin-tools"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + SERVER_START_S
     while time.monotonic() < deadline:
@@ -195,6 +199,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     ap.add_argument("--model", help="diffusion LM folder (default: bundled)")
     ap.add_argument("--preset", default="balanced", choices=PRESET_NAMES)
+    ap.add_argument("--instructions", default=None, help="the server's system prompt (default: its own)")
+    ap.add_argument("--no-builtin-tools", action="store_true", help="serve without the built-in tools")
     ap.add_argument("--turns", type=int, default=2 * len(QUESTIONS), help="latency turns per mode")
     ap.add_argument("--pauses", default=",".join(map(str, PAUSES_S)), help="mid-request pauses (s)")
     ap.add_argument("--modes", default=",".join(MODES), help="turn detections to compare")

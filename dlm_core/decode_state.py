@@ -35,6 +35,7 @@ class Layout:
     mask_id: int
     stop_ids: frozenset[int]
     device: torch.device
+    spared: frozenset[int] = frozenset()  # tokens the repetition penalty leaves alone (letterless ones)
 
     def block_end(self, start: int) -> int:
         if self.model_block is not None:  # keep sampler blocks on the model's block grid

@@ -20,6 +20,10 @@ worker thread, one at a time between batched passes, so sessions never run the m
 
 Long conversations: `prompt_ids` drops the oldest non-system messages until the prompt and the reply
 fit the context; `messages_to_drop` tells a caller that keeps its own history how many that is.
+
+Tools: `reply(messages, tools=...)` offers the model functions to call (dlm_core.tool_calls has the
+convention and the parser for the calls in its reply). Tool results ("tool" messages) are dropped
+together with the message that asked for them, so a trimmed chat never starts with an orphan result.
 """
 
 from __future__ import annotations
@@ -94,15 +98,37 @@ class DlmEngine:
         ("faithful") for LLaDA, Dream, SDAR, Fast-dLLM v2 and BD3LM; the "balanced" preset else."""
         return SamplerConfig.for_family(self.family, **overrides)
 
+    @property
+    def knows_tools(self) -> bool:
+        """Whether tools may be offered unasked: the chat template renders them (the model was trained on
+        its own call format), or it is one of the real families, large instruction-tuned models that can
+        follow the plain-text tool list. A checkpoint of ours whose template has no tools predates them."""
+        from dlm_core.checkpoints import FAMILY_BY_NAME
+
+        return self.tokenizer.handles_tools or self.family in FAMILY_BY_NAME
+
     def reply(
-        self, messages: list[dict], cfg: SamplerConfig | None = None, session_id: str | None = None
+        self,
+        messages: list[dict],
+        cfg: SamplerConfig | None = None,
+        session_id: str | None = None,
+        tools: list[dict] | None = None,
+        prefix: str = "",
     ) -> Iterator[Committed]:
         """Stream the assistant's reply to `messages`; close the iterator to cancel. cfg None: the
-        family's `default_config()`. Faithful decoding keeps no cache across turns (no original does)."""
+        family's `default_config()`. Faithful decoding keeps no cache across turns (no original does).
+        tools: functions the model may call (Hugging Face form); its calls arrive as reply text, which
+        `dlm_core.tool_calls.ToolCallParser` turns into events. prefix: text the reply is made to start
+        with (it joins the prompt; the stream holds only what follows), e.g. the opening of a tool call
+        that tool_choice requires."""
         if self._closed:
             raise RuntimeError("engine is closed")
         cfg = cfg or self.default_config()
-        prompt = self.prompt_ids(messages, cfg.max_new_tokens)
+        prompt = self.prompt_ids(messages, cfg.max_new_tokens, tools)
+        if prefix:
+            prompt = prompt + self.tokenizer.encode(prefix)
+            if len(prompt) + cfg.max_new_tokens > self.context_len:
+                raise ValueError(f"the prompt with its prefix does not fit the context ({self.context_len})")
         if cfg.strategy == "faithful":
             gen = generate_faithful(self.model, self.tokenizer, prompt, cfg, run=self._exclusive)
             return self._run(gen, None, None)
@@ -114,9 +140,11 @@ class DlmEngine:
             raise
         return self._run(gen, cache, session_id)
 
-    def prompt_ids(self, messages: list[dict], max_new_tokens: int) -> list[int]:
+    def prompt_ids(
+        self, messages: list[dict], max_new_tokens: int, tools: list[dict] | None = None
+    ) -> list[int]:
         """The chat prompt, dropping the oldest non-system messages until it fits the context."""
-        _, ids = self._fit(messages, max_new_tokens)
+        _, ids = self._fit(messages, max_new_tokens, tools)
         if len(ids) > self.context_len - max_new_tokens:
             raise ValueError(
                 f"the last message alone ({len(ids)} tokens) does not fit the context "
@@ -124,47 +152,54 @@ class DlmEngine:
             )
         return ids
 
-    def messages_to_drop(self, messages: list[dict], max_new_tokens: int) -> int:
+    def messages_to_drop(
+        self, messages: list[dict], max_new_tokens: int, tools: list[dict] | None = None
+    ) -> int:
         """How many of the oldest non-system messages to drop so that the chat prompt plus
         `max_new_tokens` fits the context: the fewest that suffice, and never the last non-system
-        message (if even that alone does not fit, all the others). Raises ValueError for an empty or
-        malformed list, or a max_new_tokens that leaves no room."""
-        return self._fit(messages, max_new_tokens)[0]
+        message (if even that alone does not fit, all the others). A "tool" message goes with the
+        message before it (the call it answers), so the count never stops inside such a group, and the
+        last group always stays. Raises ValueError for an empty or malformed list, or a
+        max_new_tokens that leaves no room."""
+        return self._fit(messages, max_new_tokens, tools)[0]
 
-    def _fit(self, messages: list[dict], max_new_tokens: int) -> tuple[int, list[int]]:
+    def _fit(
+        self, messages: list[dict], max_new_tokens: int, tools: list[dict] | None = None
+    ) -> tuple[int, list[int]]:
         """(messages_to_drop, the prompt's ids without them). A binary search over the drop count:
         dropping a message never lengthens the prompt, so the fewest drops that fit is found with
         O(log n) tokenizations instead of one per dropped message."""
-        if not messages:
-            raise ValueError("messages is empty")
-        for m in messages:
-            if not isinstance(m, dict) or "role" not in m or "content" not in m:
-                raise ValueError(f"each message needs 'role' and 'content', got {m!r}")
+        _check_messages(messages)
         budget = self.context_len - max_new_tokens
         if budget < 1:
             raise ValueError(
                 f"max_new_tokens {max_new_tokens} leaves no room in a context of {self.context_len}"
             )
         droppable = [i for i, m in enumerate(messages) if m["role"] != "system"]
+        # Drop counts that do not leave a "tool" message first, its call gone; the last one stays.
+        cuts = [0] + [d for d in range(1, len(droppable)) if messages[droppable[d]]["role"] != "tool"]
         tried: dict[int, list[int]] = {}
 
         def prompt(drop: int) -> list[int]:
             if drop not in tried:
                 gone = set(droppable[:drop])
-                tried[drop] = self.tokenizer.chat_prompt([m for i, m in enumerate(messages) if i not in gone])
+                kept = [m for i, m in enumerate(messages) if i not in gone]
+                # Without tools the plain call, so any tokenizer with chat_prompt(messages) will do.
+                tried[drop] = (
+                    self.tokenizer.chat_prompt(kept, tools) if tools else self.tokenizer.chat_prompt(kept)
+                )
             return tried[drop]
 
-        most = max(0, len(droppable) - 1)  # the last non-system message always stays
         if len(prompt(0)) <= budget:  # the common case: one tokenization
             return 0, prompt(0)
-        lo, hi = min(1, most), most  # the answer lies in [lo, hi]
+        lo, hi = min(1, len(cuts) - 1), len(cuts) - 1  # the answer is cuts[k] for a k in [lo, hi]
         while lo < hi:
             mid = (lo + hi) // 2
-            if len(prompt(mid)) <= budget:
+            if len(prompt(cuts[mid])) <= budget:
                 hi = mid
             else:
                 lo = mid + 1
-        return lo, prompt(lo)
+        return cuts[lo], prompt(cuts[lo])
 
     def _run(self, gen, cache: PromptCache | None, session_id: str | None) -> Iterator[Committed]:
         try:
@@ -314,6 +349,14 @@ class DlmEngine:
             if r.cache is not None and r.keep_q is not None and len(r.keep_q):
                 r.cache.append_row(merged, i, T + off + r.keep_q.to(dev))
         return outs
+
+
+def _check_messages(messages: list[dict]) -> None:
+    if not messages:
+        raise ValueError("messages is empty")
+    for m in messages:
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise ValueError(f"each message needs 'role' and 'content', got {m!r}")
 
 
 def _single_forward(model, r: _Request) -> torch.Tensor:

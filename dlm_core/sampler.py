@@ -254,6 +254,7 @@ def _layout(model, tokenizer, prompt_ids: list[int], cfg: SamplerConfig) -> Layo
         mask_id=tokenizer.special.mask,
         stop_ids=frozenset(tokenizer.special.stop_ids),
         device=model.lm_head.weight.device,
+        spared=tokenizer.letterless_ids if cfg.repetition_penalty != 1.0 else frozenset(),
     )
 
 
@@ -332,7 +333,7 @@ def _commit_step(state: DecodeState, logits: torch.Tensor, cfg: SamplerConfig, g
     block_logits[:, lay.mask_id] = -math.inf
     if cfg.repetition_penalty != 1.0:
         reply = state.ids[lay.prompt_len :] + blk[blk != lay.mask_id].tolist()
-        penalize_repeats(block_logits, reply, cfg.repetition_penalty)
+        penalize_repeats(block_logits, reply, cfg.repetition_penalty, lay.spared)
     threshold = None if cfg.strategy == "reference" else cfg.threshold
     proposed, commit = select_tokens(block_logits, n_min, threshold, cfg.temperature, generator)
     idx = masked.nonzero().squeeze(-1)[commit]
@@ -355,13 +356,14 @@ def generate_autoregressive(
     device = model.lm_head.weight.device
     cache = KVCache(model.cfg.n_layers)
     decoder = tokenizer.decoder()
+    spared = tokenizer.letterless_ids if repetition_penalty != 1.0 else frozenset()
     x = torch.tensor([prompt_ids], device=device)
     reply: list[int] = []
     for nfe in range(1, max_new_tokens + 1):
         with cache.writing():
             hidden = model(x, cache=cache, hidden_only=True)
         logits = model.lm_head(hidden[:, -1]).float()  # [1, V]
-        penalize_repeats(logits, reply, repetition_penalty)
+        penalize_repeats(logits, reply, repetition_penalty, spared)
         nxt = int(logits.argmax(-1))
         if nxt in tokenizer.special.stop_ids:
             yield Committed(text="", token_ids=[], nfe=nfe, done=True)
@@ -371,11 +373,15 @@ def generate_autoregressive(
         x = torch.tensor([[nxt]], device=device)
 
 
-def penalize_repeats(logits: torch.Tensor, seen: list[int], penalty: float) -> None:
+def penalize_repeats(
+    logits: torch.Tensor, seen: list[int], penalty: float, spared: frozenset[int] = frozenset()
+) -> None:
     """Make tokens the reply already holds less likely, in place: positive logits divided by
-    `penalty`, negative ones multiplied (the rule of CTRL, as in transformers' generate)."""
+    `penalty`, negative ones multiplied (the rule of CTRL, as in transformers' generate). `spared`
+    tokens are left alone."""
+    seen = set(seen) - spared
     if not seen:
         return
-    idx = torch.tensor(sorted(set(seen)), device=logits.device)
+    idx = torch.tensor(sorted(seen), device=logits.device)
     sel = logits[:, idx]
     logits[:, idx] = torch.where(sel > 0, sel / penalty, sel * penalty)

@@ -7,13 +7,23 @@ up from their strings here and nowhere else, so the sampler never sees a magic n
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import jinja2
 import jinja2.sandbox
 from tokenizers import Tokenizer
+
+from dlm_core.tool_calls import (
+    check_tool_calls,
+    check_tools,
+    fallback_messages,
+    template_handles_tools,
+    uses_tools,
+)
 
 # Strings that mean "mask" in the families we load, in order of preference:
 # LLaDA "<|mdm_mask|>", Dream / dllm-hub A2D "<|mask|>", SDAR "<|MASK|>", Fast-dLLM v2 "|<MASK>|".
@@ -64,7 +74,10 @@ class DlmTokenizer:
                 trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
             )
             env.globals["raise_exception"] = _raise_template_error
+            env.globals["strftime_now"] = _strftime_now
+            env.filters["tojson"] = _tojson
             self._template = env.from_string(chat_template)
+        self.handles_tools = template_handles_tools(chat_template)  # else tools go in as plain text
 
     @property
     def vocab_size(self) -> int:
@@ -137,18 +150,41 @@ class DlmTokenizer:
     def decode(self, ids, skip_special: bool = True) -> str:
         return self.tok.decode(list(ids), skip_special_tokens=skip_special)
 
-    def chat_prompt(self, messages: list[dict]) -> list[int]:
-        """Token ids of a conversation, ending where the assistant's reply begins."""
+    def chat_prompt(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        """Token ids of a conversation, ending where the assistant's reply begins. `tools`: the
+        functions the model may call, in the Hugging Face form (see dlm_core.tool_calls)."""
+        return self.encode(self.chat_text(messages, tools))
+
+    def chat_text(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """The conversation rendered by the chat template. A template that knows tools gets them as
+        `tools=`; for one that does not, tools, calls and results are written in as plain text."""
         if self._template is None:
             raise ValueError("this tokenizer has no chat_template")
-        text = self._template.render(
+        tools = check_tools(tools)
+        check_tool_calls(messages)
+        extra = {}
+        if self.handles_tools:
+            # Left out when there are none, so templates render exactly as they did before tools.
+            extra = {"tools": tools} if tools else {}
+        elif tools or uses_tools(messages):
+            messages = fallback_messages(messages, tools)
+        return self._template.render(
             messages=messages,
             add_generation_prompt=True,
             bos_token=self.bos_text,
             eos_token=self.eos_text,
             **self.template_vars,
+            **extra,
         )
-        return self.encode(text)
+
+    @functools.cached_property
+    def letterless_ids(self) -> frozenset[int]:
+        """Tokens with no letter in them (punctuation, spaces, digits, braces, quotes): the repetition
+        penalty spares them, since a sentence repeats its commas and a tool call's JSON repeats its
+        braces and quotes by design."""
+        return frozenset(
+            i for i in range(self.vocab_size) if not any(ch.isalpha() for ch in self.tok.decode([i]))
+        )
 
     def decoder(self) -> IncrementalDecoder:
         return IncrementalDecoder(self)
@@ -168,6 +204,16 @@ def _chat_template(path: Path, config: dict) -> str | None:
 
 def _raise_template_error(message: str):
     raise ValueError(f"chat template: {message}")
+
+
+def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False) -> str:
+    # Hugging Face's filter, not Jinja's (which sorts keys and escapes <, >, &, '): tool schemas and
+    # call arguments must render as the family's authors rendered them.
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)  # Llama-3.1-style templates date their system turn
 
 
 class IncrementalDecoder:

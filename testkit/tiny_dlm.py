@@ -115,13 +115,14 @@ class Loaded:
     path: Path | None = None
 
 
-def _examples(tokenizer: DlmTokenizer, pairs) -> list[tuple[list[int], list[int]]]:
+def _examples(tokenizer: DlmTokenizer, prompted) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, reply text) -> (prompt ids, reply ids + end of turn, padded to GEN_LEN)."""
     sp = tokenizer.special
     out = []
-    for q, a in pairs:
+    for prompt, a in prompted:
         reply = tokenizer.encode(a) + [sp.end_of_turn]
-        assert len(reply) <= GEN_LEN, len(reply)
-        out.append((prompt_ids(tokenizer, q), reply + [sp.eos] * (GEN_LEN - len(reply))))
+        assert len(reply) <= GEN_LEN, (a, len(reply))
+        out.append((prompt, reply + [sp.eos] * (GEN_LEN - len(reply))))
     return out
 
 
@@ -139,15 +140,19 @@ def _batch(examples, rows: int):
     return tokens, valid, reply
 
 
-def _diffusion_targets(tokens, reply, attention: str, block: int, mask_id: int, gen: torch.Generator):
-    """Mask a random share t of the reply (one block per row for block-causal models)."""
+def _diffusion_targets(
+    tokens, reply, attention: str, block: int, mask_id: int, gen: torch.Generator, pad_id: int | None = None
+):
+    """Mask a random share t of the reply (one block per row for block-causal models; with `pad_id`,
+    a block holding some of the reply's words, not padding alone)."""
     rows, length = tokens.shape
     region = reply.clone()
     if attention == "block_causal":
         # Earlier blocks stay clean, as they are when the sampler decodes this block.
         pos = torch.arange(length)
+        words = reply if pad_id is None else reply & (tokens != pad_id)
         for i in range(rows):
-            blocks = (pos[reply[i]] // block).unique()
+            blocks = (pos[words[i]] // block).unique()
             b = blocks[torch.randint(len(blocks), (1,), generator=gen)]
             region[i] &= pos // block == b
     t = torch.rand(rows, 1, generator=gen).clamp_min(0.05)
@@ -163,18 +168,28 @@ def train_tiny(
     seed: int = 0,
     autoregressive: bool = False,
     pairs=None,
+    tokenizer: DlmTokenizer | None = None,
+    prompted: list[tuple[list[int], str]] | None = None,
+    word_blocks: bool = False,
+    **config,
 ) -> tuple[Transformer, DlmTokenizer, float]:
-    """Train a tiny model to memorise `pairs` (default PAIRS).
+    """Train a tiny model to memorise `pairs` (default PAIRS), or `prompted` (prompt ids, reply) rows
+    made with `tokenizer`'s own chat template. `config`: ModelConfig overrides (e.g. max_seq_len).
+    word_blocks: train only blocks that hold some of a reply's words (padding-only blocks are easy, and
+    long replies then get their later blocks trained as often as their first).
     Returns (model in eval mode, tokenizer, seconds)."""
     torch.manual_seed(seed)
-    tokenizer = tiny_tokenizer()
+    tokenizer = tokenizer or tiny_tokenizer()
     sp = tokenizer.special
     if autoregressive:
         attention, shift = "causal", True
-    model = Transformer(tiny_config(tokenizer.vocab_size, attention, shift))
+    model = Transformer(tiny_config(tokenizer.vocab_size, attention, shift, **config))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
-    tokens, valid, reply = _batch(_examples(tokenizer, PAIRS if pairs is None else pairs), rows=12)
+    if prompted is None:
+        prompted = [(prompt_ids(tokenizer, q), a) for q, a in (PAIRS if pairs is None else pairs)]
+    examples = _examples(tokenizer, prompted)
+    tokens, valid, reply = _batch(examples, rows=max(12, len(examples)))  # every example in every step
     started = time.perf_counter()
     model.train()
     for step in range(steps):
@@ -183,7 +198,10 @@ def train_tiny(
             target, where = tokens[:, 1:], reply[:, 1:]
             loss = F.cross_entropy(logits[where], target[where])
         else:
-            noisy, masked, t = _diffusion_targets(tokens, reply, attention, TINY_BLOCK, sp.mask, gen)
+            pad = sp.eos if word_blocks else None
+            noisy, masked, t = _diffusion_targets(
+                tokens, reply, attention, model.cfg.block_size, sp.mask, gen, pad
+            )
             logits = model(noisy, key_valid=valid)
             if shift:  # output i predicts token i+1
                 logits, masked, target, weight = logits[:, :-1], masked[:, 1:], tokens[:, 1:], 1 / t

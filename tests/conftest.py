@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TINY_CKPT_VERSION = "4"  # bump when the recipe or VOICE_PAIRS change
+TINY_CKPT_VERSION = "7"  # bump when the recipe, VOICE_PAIRS or testkit.tool_chat change
+TINY_STEPS = 1200
 # Prompts as Whisper writes them (capitals, punctuation), so spoken questions reach memorised replies.
 VOICE_PAIRS = [
     ("What is the capital of France?", "The capital of France is Paris, a city on the Seine."),
@@ -46,21 +47,19 @@ def tiny_checkpoint_dir() -> Path:
     out = cache_dir() / f"tiny_dlm_ckpt_v{TINY_CKPT_VERSION}"
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
-    import torch
 
     from dlm_core.checkpoints import save_checkpoint
     from testkit import tiny_dlm as fx
+    from testkit import tool_chat
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as testkit.tiny_dlm does: on a shared 2-core machine one thread trains faster
-    try:
-        model, _, _ = fx.train_tiny(
-            "block_causal", steps=600, pairs=fx.PAIRS + VOICE_PAIRS + heard_variants()
-        )
-    finally:
-        torch.set_num_threads(threads)
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    save_checkpoint(model, fx.tiny_tokenizer_dir(), tmp)
+    rows = tool_chat.chats(fx.PAIRS + VOICE_PAIRS + heard_variants())
+    tok = tool_chat.voice_tokenizer(tmp / "tokenizer", rows)
+    prompted = [(tok.chat_prompt(m, tools=t), r) for m, t, r in rows]
+    model, _, _ = fx.train_tiny(
+        "block_causal", steps=TINY_STEPS, tokenizer=tok, prompted=prompted, **tool_chat.MODEL
+    )
+    save_checkpoint(model, tmp / "tokenizer", tmp)
     if not out.exists():
         os.replace(tmp, out)
     return out
@@ -89,23 +88,31 @@ def engines(model_spec):
     e.close()
 
 
+# The tiny model memorised its replies without tools in the prompt: tests of anything but tools turn the
+# built-in tools off for it (TINY_FLAGS on a command line).
+TINY_FLAGS = (
+    ["--instructions", TEST_INSTRUCTIONS, "--no-builtin-tools"] if TEST_INSTRUCTIONS is not None else []
+)
+
+
 def session_config(**kw):
     from assistant.config import SessionConfig
 
     if TEST_INSTRUCTIONS is not None:
         kw.setdefault("instructions", TEST_INSTRUCTIONS)
+        kw.setdefault("builtin_tools", False)
     return SessionConfig(**kw)
 
 
 class ServerThread:
     """An AssistantServer on its own event loop in a background thread (tests run their own loops)."""
 
-    def __init__(self, engines, cfg=None):
+    def __init__(self, engines, cfg=None, session=None):
         from assistant.config import ServerConfig
         from assistant.server import AssistantServer
 
         self.loop = asyncio.new_event_loop()
-        self.server = AssistantServer(engines, cfg or ServerConfig(port=0), session_config())
+        self.server = AssistantServer(engines, cfg or ServerConfig(port=0), session or session_config())
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)

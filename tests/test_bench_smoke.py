@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT, lm_spec
+import pytest
+
+from tests.conftest import ROOT, TINY_FLAGS, lm_spec
 
 BENCH_TIMEOUT_S = 600
 
@@ -21,7 +23,7 @@ def run_bench(*args: str) -> dict:
 
 
 def test_voice_latency_quick_runs_both_turn_detections():
-    result = run_bench("bench.voice_latency", "--quick", "--model", lm_spec())
+    result = run_bench("bench.voice_latency", "--quick", "--model", lm_spec(), *TINY_FLAGS)
     assert set(result["modes"]) == {"semantic_vad", "server_vad"}
     for mode in result["modes"].values():
         assert mode["turns"] == 2 and mode["stages"]["voice_to_voice"]["median"] > 0
@@ -36,3 +38,13 @@ def test_turn_eval_quick_builds_the_labelled_set_and_scores_it():
     assert held_out["complete"] > 0 and held_out["broken"] > 0, result["set"]  # both labels, unseen sentences
     for signal in ("audio", "text", "combined"):
         assert 0.0 <= result["results"][signal]["recall"] <= 1.0, result["results"]
+
+
+def test_tool_latency_runs_a_tool_turn_beside_a_plain_one():
+    if TINY_FLAGS == []:
+        pytest.skip("only the tiny test model is known to call a tool for the bench's question")
+    result = run_bench("bench.tool_latency", "--model", lm_spec(), "--turns", "1")
+    assert result["tool"]["with_call"] == 1 and result["plain"]["with_call"] == 0, result
+    assert result["tool"]["voice_to_voice_median"] > 0 and result["plain"]["voice_to_voice_median"] > 0, (
+        result
+    )

@@ -13,7 +13,7 @@ import pytest
 
 from audio import pcm
 from testkit.speech import make_speech, normalize_text, word_error_rate
-from tests.conftest import ROOT, TEST_INSTRUCTIONS, VOICE_PAIRS, lm_spec
+from tests.conftest import ROOT, TEST_INSTRUCTIONS, TINY_FLAGS, VOICE_PAIRS, lm_spec
 
 RUN_TIMEOUT_S = 240  # model loading on a busy 2-core machine
 
@@ -31,8 +31,7 @@ def run(*args, env=None, timeout=RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
 
 
 def lm_flags() -> list[str]:
-    flags = ["--model", lm_spec()]
-    return flags + (["--instructions", TEST_INSTRUCTIONS] if TEST_INSTRUCTIONS is not None else [])
+    return ["--model", lm_spec(), *TINY_FLAGS]
 
 
 def test_chat_answers_each_text_on_its_own_line():

@@ -43,8 +43,8 @@ class FaultyLM:
     def __getattr__(self, name):
         return getattr(self.lm, name)
 
-    def reply(self, messages, cfg=None, session_id=None):
-        it = self.lm.reply(messages, cfg, session_id=session_id)
+    def reply(self, messages, cfg=None, session_id=None, **kw):
+        it = self.lm.reply(messages, cfg, session_id=session_id, **kw)
         if self.failed:
             return it
         self.failed = True

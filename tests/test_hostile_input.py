@@ -44,8 +44,18 @@ CASES = [  # (what is sent: a JSON-able event, raw text or bytes; the error's pa
         "session.audio.input.format",
     ),
     (
-        {"type": "session.update", "session": {"tools": [{"type": "function", "parameters": "{"}]}},
-        "session.tools",
+        {
+            "type": "session.update",
+            "session": {"tools": [{"type": "function", "name": "f", "parameters": "{"}]},
+        },
+        "session.tools[0].parameters",
+    ),
+    (
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": "call_x", "output": "{}"},
+        },
+        "item.call_id",
     ),
     ({"type": "conversation.item.create", "item": {"type": "message", "content": []}}, "item.content"),
     ({"type": "conversation.item.create", "item": {"type": "message", "role": "robot"}}, "item.role"),

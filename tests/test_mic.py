@@ -24,7 +24,7 @@ import pytest
 
 from audio import pcm
 from testkit.speech import make_conversation_wav, normalize_text, word_error_rate
-from tests.conftest import ROOT, TEST_INSTRUCTIONS, lm_spec
+from tests.conftest import ROOT, TINY_FLAGS, lm_spec
 
 QUESTION = "What is the capital of France?"
 BARGE_IN = "Tell me a joke."
@@ -219,8 +219,7 @@ class MicApp:
             "pulse",
             *flags,
         ]
-        if TEST_INSTRUCTIONS is not None:
-            cmd += ["--instructions", TEST_INSTRUCTIONS]
+        cmd += TINY_FLAGS
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=rig.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -22,7 +22,7 @@ FRAME_TIMEOUT_S = 60
 MAX_SPOKEN_WER = 0.5  # the reply's audio, transcribed by tiny.en, against the reply's text
 
 
-async def frames_until(session: Session, done, got: list) -> F.Frame:
+async def frames_until(session: Session, done, got: list, timeout: float = FRAME_TIMEOUT_S) -> F.Frame:
     async def loop():
         while True:
             f = await session.next_frame()
@@ -30,7 +30,7 @@ async def frames_until(session: Session, done, got: list) -> F.Frame:
             if done(f):
                 return f
 
-    return await asyncio.wait_for(loop(), FRAME_TIMEOUT_S)
+    return await asyncio.wait_for(loop(), timeout)
 
 
 async def test_text_turn_frames_in_order(engines):
@@ -175,7 +175,7 @@ def test_session_update_maps_and_validates():
         ({"audio": {"input": {"format": {"type": "audio/pcmu"}}}}, "session.audio.input.format"),
         ({"audio": {"input": {"turn_detection": {"threshold": 2.0}}}}, "session.audio.input.turn_detection"),
         ({"dlm": {"threshold": 1.5}}, "session.dlm"),
-        ({"tools": [{"type": "function", "name": "f"}]}, "session.tools"),
+        ({"tools": [{"type": "function", "name": "f g"}]}, "session.tools[0].name"),
     ]:
         with pytest.raises(ProtocolError) as e:
             apply_session_update(cfg, bad)

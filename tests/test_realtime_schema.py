@@ -47,11 +47,13 @@ FIELD_NAMES = [  # the protocol's own names, so generated objects reach deep int
     "threshold", "prefix_padding_ms", "silence_duration_ms", "create_response", "interrupt_response",
     "idle_timeout_ms", "preset", "max_steps_per_block", "language", "item", "role", "content", "text",
     "status", "audio_end_ms", "content_index", "item_id", "response", "conversation", "metadata",
+    "name", "description", "parameters", "properties", "required", "enum", "items", "call_id",
 ]  # fmt: skip
 FIELD_VALUES = [
     "realtime", "audio/pcm", "pcm16", 24000, 16000, "server_vad", "semantic_vad", "message",
     "input_text", "output_text", "user", "assistant", "system", "fastest", "balanced", "auto", "none",
     "inf", "text", "audio", 0.5, 300, 500, 1.0, 0, -1, [], {}, ["audio"], ["text"],
+    "function", "function_call_output", "object", "string", "number", "get_time", "required",
 ]  # fmt: skip
 # Keys are plain names: a key with "." or "[" in it could not be told apart in a dotted `param` path.
 keys = st.sampled_from(FIELD_NAMES) | st.from_regex(r"[a-z_]{1,10}", fullmatch=True)
@@ -93,6 +95,25 @@ VALID_SESSIONS = [
         "dlm": {"preset": "fastest", "threshold": 0.8, "max_steps_per_block": 4},
     },
     {"type": "realtime", "audio": {"input": {"turn_detection": None}}, "tools": [], "tool_choice": "auto"},
+    {
+        "type": "realtime",
+        "tools": [
+            {
+                "type": "function",
+                "name": "lookup_flight",
+                "description": "Where a flight is.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "flight": {"type": "string"},
+                        "day": {"type": "string", "enum": ["today", "tomorrow"]},
+                    },
+                    "required": ["flight"],
+                },
+            }
+        ],
+        "tool_choice": {"type": "function", "name": "lookup_flight"},
+    },
 ]
 VALID_EVENTS = [
     {"type": "input_audio_buffer.append", "audio": "AAABAAIA"},
@@ -102,6 +123,10 @@ VALID_EVENTS = [
     },
     {"type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0, "audio_end_ms": 1500},
     {"type": "response.create", "response": {"output_modalities": ["text"], "instructions": "Be brief."}},
+    {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": "call_1", "output": '{"ok": true}'},
+    },
 ]
 
 
@@ -167,7 +192,18 @@ def session_configs(draw) -> SessionConfig:
 
 # ------------------------------------------------------------------------------------------ checks
 
-MISSING_OK = {"audio", "item", "item.content", "item.content[].text", "item.content[].type", "audio_end_ms"}
+MISSING_OK = {
+    "audio",
+    "item",
+    "item.content",
+    "item.content[].text",
+    "item.content[].type",
+    "audio_end_ms",
+    "item.call_id",
+    "item.output",
+    "session.tools[].name",
+    "response.tools[].name",
+}
 
 
 def assert_param_points_into(sent, param: str | None) -> None:
@@ -306,6 +342,9 @@ def test_item_gives_text_and_role_or_refuses(ev):
     assert frozen(ev) == before
     if isinstance(got, ProtocolError):
         assert_param_points_into(ev, got.param)
+    elif len(got) == 3:  # a function's output
+        kind, call_id, output = got
+        assert kind == "function_call_output" and call_id and isinstance(output, str), got
     else:
         text, role = got
         assert isinstance(text, str) and role in ROLES, got
@@ -327,7 +366,7 @@ def test_truncate_gives_a_finite_time_or_refuses(ev):
 @given(json_objects | mutated(VALID_EVENTS, wire_values))
 def test_response_create_gives_modalities_and_overrides_or_refuses(ev):
     before = frozen(ev)
-    got = refused_or(parse_response_create, ev)
+    got = refused_or(lambda e: parse_response_create(e, SessionConfig()), ev)
     assert frozen(ev) == before
     if isinstance(got, ProtocolError):
         assert_param_points_into(ev, got.param)
@@ -346,4 +385,8 @@ def test_the_valid_examples_are_valid():
     assert parse_append(VALID_EVENTS[0]).shape == (3,)
     assert parse_item(VALID_EVENTS[1]) == ("Hi", "user")
     assert parse_truncate(VALID_EVENTS[2]) == ("item_1", 1500.0)
-    assert parse_response_create(VALID_EVENTS[3]) == (("text",), {"instructions": "Be brief."})
+    assert parse_response_create(VALID_EVENTS[3], SessionConfig()) == (
+        ("text",),
+        {"instructions": "Be brief."},
+    )
+    assert parse_item(VALID_EVENTS[4]) == ("function_call_output", "call_1", '{"ok": true}')

@@ -33,6 +33,7 @@ SPOKEN = "Hello, how are you today?"
 BARGE_IN = "Wait, stop please."
 TYPED = "Tell me a joke."  # conftest's tiny LM memorised a reply (long enough to talk over) for it
 MEMORISED_REPLY = "doing well"  # ... and for SPOKEN
+TIMER_REQUEST = "Set a timer for three seconds."  # ... and a set_timer call, with the built-in tools on
 BARGE_IN_ATTEMPTS = 3
 BASE_FLAGS = [
     "--no-sandbox",
@@ -125,6 +126,16 @@ class Browser:
 
     def close(self) -> None:
         self.context.close()
+
+
+def wait_showing_log(b: Browser, js: str, timeout_s: float, what: str) -> None:
+    """Browser.wait, and on a timeout what the conversation log shows too (what was heard and said)."""
+    try:
+        b.page.wait_for_function(js, timeout=timeout_s * 1000)
+    except sync_api.TimeoutError:
+        pytest.fail(
+            f"timed out after {timeout_s} s waiting for {what}; log={b.texts('#log > li')}; stats={b.stats()}"
+        )
 
 
 def open_page(b: Browser, url: str) -> None:
@@ -320,3 +331,42 @@ def test_page_files_are_package_data():
     assert {"app.js", "style.css", "capture-worklet.js", "playback-worklet.js"} <= loaded
     for name in loaded:
         assert (web / name).is_file(), name
+
+
+def test_page_shows_a_tool_card_for_a_spoken_request(playwright, tmp_path_factory, screens_dir, request):
+    """Ask for a timer out loud: the set_timer call shows as a card with its result, and when the timer
+    rings the card says so and the server's announcement shows in the log."""
+    require(CHROMIUM.exists(), "Chromium is missing: apt-get install chromium")
+    if os.environ.get("DLM_TEST_MODEL") or os.environ.get("DLM_WEB_SERVER"):
+        pytest.skip("only the tiny test model is known to call set_timer for a spoken request")
+    from tests.conftest import ServerThread, session_config
+
+    conv = make_conversation_wav([0.6, TIMER_REQUEST, 8.0], rate=FAKE_MIC_RATE)
+    server = ServerThread(request.getfixturevalue("engines"), session=session_config(builtin_tools=True))
+    try:
+        b = Browser(playwright, tmp_path_factory.mktemp("profile"), conv.path)
+        try:
+            open_page(b, f"http://127.0.0.1:{server.port}/")
+            b.page.get_by_role("button", name="Start talking").click()
+            card = "document.querySelector('.tool-card[data-name=\"set_timer\"]')"
+            wait_showing_log(b, card, TURN_S, "a set_timer tool card")
+            wait_showing_log(
+                b, f"{card}.querySelector('.tool-result').textContent.trim().length > 0", 30, "its result"
+            )
+            result = b.page.locator('.tool-card[data-name="set_timer"] .tool-result').inner_text()
+            assert "three seconds" in normalize_text(result), result
+            wait_showing_log(b, f"{card}.dataset.state === 'fired'", 30, "the timer to ring")
+            wait_showing_log(
+                b,
+                "[...document.querySelectorAll('.msg.assistant .text')]"
+                ".some(e => /timer is done/i.test(e.textContent))",
+                30,
+                "the timer's announcement in the log",
+            )
+            b.page.screenshot(path=str(screens_dir / "web_tool_card.png"))
+            assert b.console_errors == []
+            assert b.stats()["errors"] == []
+        finally:
+            b.close()
+    finally:
+        server.close()

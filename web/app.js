@@ -1,10 +1,12 @@
-// The voice chat page: wires the Realtime client, microphone, player, conversation view and latency chart.
+// The voice chat page: wires the Realtime client, microphone, player, conversation view, tool cards and
+// latency chart.
 
 import { API_RATE, Capture, Player, decodePcm16, encodePcm16 } from "./audio.js";
 import { OTHER, STAGES, formatMs, renderChart, stageDurations, totalMs } from "./chart.js";
 import { Conversation } from "./conversation.js";
 import { RealtimeClient, defaultUrl } from "./realtime.js";
 import { PRESETS, loadSettings, saveSettings, sessionFromSettings } from "./settings.js";
+import { ToolCards } from "./tools.js";
 
 const INTERRUPTED_FLASH_MS = 900; // how long the "Interrupted" state stays before listening again
 const TOAST_MS = 7000;
@@ -41,6 +43,7 @@ const player = new Player();
 const capture = new Capture(onCaptureChunk);
 
 const chat = new Conversation(ui.log, ui.empty);
+const tools = new ToolCards(chat);
 const audioItems = new Map(); // assistant item_id -> {responseId, startMs, endMs} of audio in the player
 let activeResponse = null; // response_id being generated
 let phase = "idle";
@@ -181,6 +184,13 @@ async function bargeIn() {
   return true;
 }
 
+// Items of the conversation: messages are drawn from their transcript events; function calls and their outputs
+// become tool cards. Any other item type is not drawn.
+function onItem(item, responseId) {
+  if (item?.type === "function_call") tools.call(item, responseId);
+  else if (item?.type === "function_call_output") tools.output(item);
+}
+
 const handlers = {
   "session.created": (e) => {
     serverInstructions = e.session?.instructions || "";
@@ -220,10 +230,23 @@ const handlers = {
   "conversation.item.input_audio_transcription.failed": (e) => chat.dropUser(e.item_id),
   "response.created": (e) => {
     activeResponse = e.response?.id ?? null;
-    if (activeResponse) chat.reply(activeResponse);
+    const reply = activeResponse ? chat.reply(activeResponse) : null;
+    const meta = e.response?.metadata;
+    if (meta?.source === "timer") {
+      // The server's own response announcing a timer that rang; no user turn asked for it.
+      tools.timerFired(meta.timer);
+      if (reply) chat.tag(reply, meta.timer?.label ? `timer: ${meta.timer.label}` : "timer", "timer");
+    }
     stats.responses += 1;
     if (!player.playing) setPhase("thinking");
   },
+  // A response may hold a function call (output_index 0) before or instead of its message.
+  "response.output_item.added": (e) => onItem(e.item, e.response_id),
+  "response.output_item.done": (e) => onItem(e.item, e.response_id),
+  "response.function_call_arguments.delta": (e) => tools.argsDelta(e),
+  "response.function_call_arguments.done": (e) => tools.argsDone(e),
+  "conversation.item.added": (e) => onItem(e.item, activeResponse),
+  "conversation.item.done": (e) => onItem(e.item, activeResponse),
   "response.output_audio_transcript.delta": (e) => chat.appendReply(e.response_id, e.delta || ""),
   "response.output_text.delta": (e) => chat.appendReply(e.response_id, e.delta || ""),
   "response.output_audio.delta": (e) => {
@@ -243,9 +266,13 @@ const handlers = {
     const id = e.response?.id;
     const status = e.response?.status;
     const r = id ? chat.replies.get(id) : null;
+    for (const item of e.response?.output ?? []) onItem(item, id); // calls whose events this page missed
+    tools.responseEnded(id, status);
     if (r) {
       r.el.classList.remove("pending");
-      if (status === "cancelled") {
+      if (status === "completed" && !r.text && tools.inResponse(id)) {
+        r.el.remove(); // only a tool call: its card says what happened
+      } else if (status === "cancelled") {
         if (r.text) chat.markInterrupted(r);
         else r.el.remove(); // cut before it said anything
       } else if (status === "failed") {
@@ -445,6 +472,7 @@ function onStatus(e) {
   } else {
     ui.connText.textContent = "Offline";
     activeResponse = null;
+    tools.endSession(); // the server's session (and its timers) ended with the connection
     if (retryInMs !== undefined) {
       wasDisconnected = true;
       showBanner(`Connection to the server was lost. Reconnecting in ${Math.max(1, Math.round(retryInMs / 1000))} s…`);

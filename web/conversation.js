@@ -1,4 +1,5 @@
-// The conversation view: one bubble per user turn (by server item id) and per reply (by response id).
+// The conversation view: one bubble per user turn (by server item id) and per reply (by response id); tool
+// cards (tools.js) are placed in it too.
 
 import { formatMs, stageDurations, totalMs } from "./chart.js";
 
@@ -25,6 +26,16 @@ export class Conversation {
     this.log.append(li);
     this.scroll();
     return li;
+  }
+
+  // A tool card goes where the model made the call: before its reply's bubble while that is still empty
+  // (the words come after the call, or there are none), else at the end.
+  place(node, responseId) {
+    this.empty.hidden = true;
+    const r = responseId ? this.replies.get(responseId) : null;
+    if (r && !r.text && r.el.isConnected) this.log.insertBefore(node, r.el);
+    else this.log.append(node);
+    this.scroll();
   }
 
   scroll() {
@@ -71,9 +82,14 @@ export class Conversation {
     if (!r || r.interrupted) return;
     r.interrupted = true;
     r.el.classList.add("interrupted");
+    this.tag(r, "interrupted");
+  }
+
+  // A small label beside "Assistant" saying what kind of reply this is.
+  tag(r, text, kind = "") {
     const tag = document.createElement("span");
-    tag.className = "tag";
-    tag.textContent = "interrupted";
+    tag.className = kind ? `tag ${kind}` : "tag";
+    tag.textContent = text;
     r.el.querySelector(".who").append(tag);
   }
 
