@@ -28,7 +28,7 @@ import numpy as np
 from assistant import frames as F
 from assistant.bridge import blocking
 from assistant.config import SessionConfig
-from assistant.conversation import Conversation, Item
+from assistant.conversation import OUTPUT, Conversation, Item
 from assistant.engines import Engines
 from assistant.listener import Listener
 from assistant.metrics import SPECULATION_COUNTS, TurnClock
@@ -379,8 +379,7 @@ class Session:
             raise KeyError(call_id)
         self._check_fits(output)
         previous = self.conversation.last_id()
-        item = self.conversation.add(Item(new_id("item"), "tool", output, type="function_call_output"))
-        item.call_id = call_id
+        item = self.conversation.add(Item(new_id("item"), "tool", output, type=OUTPUT, call_id=call_id))
         await self.emit(F.FunctionOutput(self.turns.current, item.id, previous, call_id, output))
         return item.id
 

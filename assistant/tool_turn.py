@@ -1,7 +1,7 @@
 """One reply's tools: which the prompt offers, how `tool_choice` shapes the reply, and what a call does.
 
-    tools = ToolTurn(cfg, toolbox)                 # None-like when nothing is offered: tools.definitions
-    messages = await tools.handle(reply, call, emit, conversation)   # next messages, or None: stop
+    tools = ToolTurn(cfg, toolbox, conversation)    # tools.definitions: None when nothing is offered
+    messages = await tools.handle(reply, call, emit)  # the messages to go on from, or None: the reply ends
 
 A built-in tool (time, arithmetic, units, timers) runs here, in-process, and both the call and its output
 join the conversation as completed items, so a Realtime client sees what happened; the LM then goes on
@@ -65,8 +65,16 @@ class ToolTurn:
             log.warning("the model called %r, which is not offered; the reply ends there", call.name)
             return None
         await reply.released.wait()  # a held (speculative) reply runs nothing until its turn is confirmed
-        item = Item(new_id("item"), "assistant", "", type=CALL, call_id=new_id("call"))
-        item.name, item.arguments = call.name, call.arguments
+        call_id = new_id("call")
+        item = Item(
+            new_id("item"),
+            "assistant",
+            "",
+            type=CALL,
+            call_id=call_id,
+            name=call.name,
+            arguments=call.arguments,
+        )
         self.conversation.add(item)
         reply.calls.append(item.realtime())
         index = reply.next_index()
