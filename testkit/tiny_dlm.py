@@ -171,19 +171,25 @@ def train_tiny(
     tokenizer: DlmTokenizer | None = None,
     prompted: list[tuple[list[int], str]] | None = None,
     word_blocks: bool = False,
+    init: Transformer | None = None,
     **config,
 ) -> tuple[Transformer, DlmTokenizer, float]:
     """Train a tiny model to memorise `pairs` (default PAIRS), or `prompted` (prompt ids, reply) rows
     made with `tokenizer`'s own chat template. `config`: ModelConfig overrides (e.g. max_seq_len).
     word_blocks: train only blocks that hold some of a reply's words (padding-only blocks are easy, and
-    long replies then get their later blocks trained as often as their first).
+    long replies then get their later blocks trained as often as their first). init: go on training
+    this model instead of a new one.
     Returns (model in eval mode, tokenizer, seconds)."""
     torch.manual_seed(seed)
     tokenizer = tokenizer or tiny_tokenizer()
     sp = tokenizer.special
     if autoregressive:
         attention, shift = "causal", True
-    model = Transformer(tiny_config(tokenizer.vocab_size, attention, shift, **config))
+    model = (
+        init
+        if init is not None
+        else Transformer(tiny_config(tokenizer.vocab_size, attention, shift, **config))
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     if prompted is None:

@@ -81,6 +81,34 @@ def chats(pairs: list[tuple[str, str]]) -> list[tuple[list[dict], list[dict] | N
     return rows
 
 
+def train_test_model(out: Path, rows, steps: int, more_steps: int, rounds: int) -> list[str]:
+    """Train the test model on `rows` into the checkpoint folder `out`, then check that the session's
+    sampler gives every row's reply exactly; while some are off (float sums differ between CPUs, and a
+    tiny model memorises at the edge), train `more_steps` more, at most `rounds` times. Returns the
+    replies still wrong (empty: all memorised)."""
+    from assistant.config import SessionConfig
+    from dlm_core.checkpoints import save_checkpoint
+    from dlm_core.engine import DlmEngine
+    from testkit.tiny_dlm import train_tiny
+
+    tok = voice_tokenizer(out / "tokenizer", rows)
+    prompted = [(tok.chat_prompt(m, tools=t), r) for m, t, r in rows]
+    model, wrong = None, []
+    for i in range(rounds):
+        n = steps if model is None else more_steps
+        model, _, _ = train_tiny(
+            "block_causal", steps=n, seed=i, tokenizer=tok, prompted=prompted, init=model, **MODEL
+        )
+        save_checkpoint(model, out / "tokenizer", out)
+        engine = DlmEngine.load(str(out))
+        sampler = SessionConfig().sampler(engine.family)
+        wrong = [r for m, t, r in rows if "".join(c.text for c in engine.reply(m, sampler, tools=t)) != r]
+        engine.close()
+        if not wrong:
+            break
+    return wrong
+
+
 def voice_tokenizer(out: Path, rows) -> DlmTokenizer:
     """A BPE in the bundled layout (its special tokens and dlm_voice template), trained on the rows."""
     from dlm_core.tool_calls import DLM_VOICE_TEMPLATE

@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TINY_CKPT_VERSION = "7"  # bump when the recipe, VOICE_PAIRS or testkit.tool_chat change
-TINY_STEPS = 1200
+TINY_CKPT_VERSION = "8"  # bump when the recipe, VOICE_PAIRS or testkit.tool_chat change
+TINY_STEPS = 1200  # then TINY_MORE_STEPS more, up to TINY_ROUNDS in all, until every reply is exact
+TINY_MORE_STEPS = 300
+TINY_ROUNDS = 4
 # Prompts as Whisper writes them (capitals, punctuation), so spoken questions reach memorised replies.
 VOICE_PAIRS = [
     ("What is the capital of France?", "The capital of France is Paris, a city on the Seine."),
@@ -48,18 +50,14 @@ def tiny_checkpoint_dir() -> Path:
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
 
-    from dlm_core.checkpoints import save_checkpoint
     from testkit import tiny_dlm as fx
     from testkit import tool_chat
 
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     rows = tool_chat.chats(fx.PAIRS + VOICE_PAIRS + heard_variants())
-    tok = tool_chat.voice_tokenizer(tmp / "tokenizer", rows)
-    prompted = [(tok.chat_prompt(m, tools=t), r) for m, t, r in rows]
-    model, _, _ = fx.train_tiny(
-        "block_causal", steps=TINY_STEPS, tokenizer=tok, prompted=prompted, **tool_chat.MODEL
-    )
-    save_checkpoint(model, tmp / "tokenizer", tmp)
+    wrong = tool_chat.train_test_model(tmp, rows, TINY_STEPS, TINY_MORE_STEPS, TINY_ROUNDS)
+    if wrong:  # the tests that need these replies fail with their own message; say why here too
+        print(f"the tiny test model did not memorise {len(wrong)} replies: {wrong}", file=sys.stderr)
     if not out.exists():
         os.replace(tmp, out)
     return out
