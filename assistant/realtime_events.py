@@ -10,6 +10,7 @@ import base64
 from collections.abc import Callable
 
 from assistant import frames as F
+from assistant.conversation import CALL, OUTPUT, Item
 from assistant.realtime_schema import CONTENT_INDEX
 from audio import pcm
 
@@ -173,15 +174,8 @@ def _message_started(f: F.MessageStarted) -> list[dict]:
 
 
 def _function_call(f: F.FunctionCall) -> list[dict]:
-    done = {
-        "id": f.item_id,
-        "object": "realtime.item",
-        "type": "function_call",
-        "status": "completed",
-        "call_id": f.call_id,
-        "name": f.name,
-        "arguments": f.arguments,
-    }
+    done = Item(f.item_id, "assistant", "", type=CALL, call_id=f.call_id, name=f.name, arguments=f.arguments)
+    done = done.realtime()
     added = {**done, "status": "in_progress", "arguments": ""}
     ids = {"response_id": f.response_id, "output_index": f.output_index}
     args = {**ids, "item_id": f.item_id, "call_id": f.call_id}
@@ -196,14 +190,7 @@ def _function_call(f: F.FunctionCall) -> list[dict]:
 
 
 def _function_output(f: F.FunctionOutput) -> list[dict]:
-    item = {
-        "id": f.item_id,
-        "object": "realtime.item",
-        "type": "function_call_output",
-        "status": "completed",
-        "call_id": f.call_id,
-        "output": f.output,
-    }
+    item = Item(f.item_id, "tool", f.output, type=OUTPUT, call_id=f.call_id).realtime()
     return [
         {"type": "conversation.item.added", "previous_item_id": f.previous_item_id, "item": item},
         {"type": "conversation.item.done", "previous_item_id": f.previous_item_id, "item": item},

@@ -68,6 +68,14 @@ class Reply:
         self.outputs += 1
         return self.outputs - 1
 
+    def open_message(self, turn_id: int) -> F.MessageStarted | None:
+        """The frame that announces the message item, the first time it is asked for (a reply that only
+        calls a tool has none until it ends)."""
+        if self.message_index is not None:
+            return None
+        self.message_index = self.next_index()
+        return F.MessageStarted(turn_id, self.response_id, self.item_id, self.message_index, self.modalities)
+
 
 class ReplyStream:
     def __init__(
@@ -158,13 +166,9 @@ class ReplyStream:
             self.reply.held.append(frame)
 
     async def _open_message(self) -> None:
-        """Announce the message item before its first words (a reply that only calls a tool has none)."""
-        r = self.reply
-        if r.message_index is None:
-            r.message_index = r.next_index()
-            await self.emit(
-                F.MessageStarted(r.turn_id, r.response_id, r.item_id, r.message_index, r.modalities)
-            )
+        """Announce the message item before its first words."""
+        if (frame := self.reply.open_message(self.reply.turn_id)) is not None:
+            await self.emit(frame)
 
     async def _text(self, text: str, chunker, pieces: asyncio.Queue, tts: asyncio.Task | None) -> None:
         r = self.reply

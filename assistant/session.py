@@ -334,17 +334,8 @@ class Session:
             await self._finish(reply, "completed", reply.text.strip(), None)
 
     async def _finish(self, reply: Reply, status: str, text: str, reason: str | None) -> None:
-        if reply.message_index is None and not reply.calls:  # every reply has a message or a call
-            reply.message_index = reply.next_index()
-            await self.emit(
-                F.MessageStarted(
-                    self.turns.current,
-                    reply.response_id,
-                    reply.item_id,
-                    reply.message_index,
-                    reply.modalities,
-                )
-            )
+        if not reply.calls and (frame := reply.open_message(self.turns.current)) is not None:
+            await self.emit(frame)  # every reply has a message or a call
         if reply.message_index is not None:
             self.conversation.add(Item(reply.item_id, "assistant", text, reply.spoken))
         if self.engines.lm is not None:
@@ -383,7 +374,7 @@ class Session:
         await self.emit(F.FunctionOutput(self.turns.current, item.id, previous, call_id, output))
         return item.id
 
-    def _tool_ran(self, name: str) -> None:
+    def _tool_ran(self) -> None:
         if self._closed:
             return
         if self._timer_task is None and self.toolbox.timers.next_deadline() is not None:

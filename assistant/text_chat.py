@@ -27,16 +27,12 @@ class ChatView:
 
     def __init__(self, out=sys.stdout, err=sys.stderr):
         self.out, self.err = out, err
-        self.text: dict[str, str] = {}  # response id -> its words so far
         self.finished: asyncio.Queue[str] = asyncio.Queue()  # ids of responses done
 
     def show(self, f: F.Frame) -> None:
         handler = self.HANDLERS.get(type(f))
         if handler is not None:
             handler(self, f)
-
-    def _delta(self, f: F.TextDelta) -> None:
-        self.text[f.response_id] = self.text.get(f.response_id, "") + f.text
 
     def _call(self, f: F.FunctionCall) -> None:
         print(f"[tool] {f.name} {f.arguments}", file=self.err, flush=True)
@@ -45,7 +41,7 @@ class ChatView:
         print(f"[tool] -> {tool_result_text(f.output)}", file=self.err, flush=True)
 
     def _done(self, f: F.ResponseDone) -> None:
-        words = " ".join(self.text.pop(f.response_id, "").split())  # one line per reply
+        words = " ".join(f.text.split())  # one line per reply
         if words or f.message_index is not None:
             print(words, file=self.out, flush=True)
         self.finished.put_nowait(f.response_id)
@@ -54,7 +50,6 @@ class ChatView:
         print(f"error: {f.message}", file=self.err, flush=True)
 
     HANDLERS: ClassVar[dict] = {
-        F.TextDelta: _delta,
         F.FunctionCall: _call,
         F.FunctionOutput: _output,
         F.ResponseDone: _done,

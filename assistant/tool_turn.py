@@ -40,10 +40,10 @@ class ToolTurn:
         cfg: SessionConfig,
         toolbox: Toolbox | None,
         conversation: Conversation,
-        ran: Callable[[str], None] | None = None,
+        ran: Callable[[], None] | None = None,
     ):
         self.conversation, self.toolbox, self.instructions = conversation, toolbox, cfg.instructions
-        self.ran = ran  # told the name of each built-in tool that ran (the session watches its timers)
+        self.ran = ran  # called after each built-in tool ran (the session watches its timers)
         self.client = {t["name"]: t for t in cfg.tools}
         builtin = toolbox.definitions() if toolbox is not None else []
         offered = [*cfg.tools, *(t for t in builtin if t["name"] not in self.client)]
@@ -84,7 +84,7 @@ class ToolTurn:
             return None
         output = self.toolbox.run(call.name, call.arguments)
         if self.ran is not None:
-            self.ran(call.name)
+            self.ran()
         result = self.conversation.add(
             Item(new_id("item"), "tool", output, type=OUTPUT, call_id=item.call_id)
         )

@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
-import statistics
 import time
 
 import numpy as np
 
-from audio import pcm
 from audio.tts import Synthesizer
-from bench.voice_latency import CHUNK_MS, clip, free_port, percentile, speech, start_server
+from bench.voice_latency import MODES, clip, free_port, send_paced, speech, stage_stats, start_server
 
 TOOL_QUESTION = "What time is it?"
 PLAIN_QUESTION = "What is the capital of France?"
-SERVER_VAD = {"type": "server_vad", "silence_duration_ms": 500}
 REPLY_WAIT_S = 30
 
 
@@ -41,16 +37,11 @@ async def one_turn(port: int, audio: np.ndarray, tool_choice: str) -> dict:
     client = AsyncOpenAI(api_key="unused", base_url=f"http://127.0.0.1:{port}/v1")
     out = {"calls": [], "said": "", "latency_ms": None}
     async with client.realtime.connect(model="dlm") as conn:
-        td = {"audio": {"input": {"turn_detection": SERVER_VAD}}}
+        td = {"audio": {"input": {"turn_detection": MODES["server_vad"]}}}
         session = {"type": "realtime", "instructions": "", "tool_choice": tool_choice, **td}
         await conn.session.update(session=session)
         reader = asyncio.create_task(_read(conn, out))
-        step = pcm.ms_to_samples(CHUNK_MS, pcm.SAMPLE_RATE_API)
-        t0 = time.perf_counter()
-        for i, start in enumerate(range(0, len(audio), step)):
-            chunk = pcm.float_to_int16_bytes(audio[start : start + step])
-            await conn.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
-            await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_MS / 1000 - time.perf_counter()))
+        await send_paced(conn, audio, time.perf_counter())
         try:
             await asyncio.wait_for(reader, REPLY_WAIT_S)
         except asyncio.TimeoutError:
@@ -70,25 +61,15 @@ async def _read(conn, out: dict) -> None:
 
 
 def summary(rows: list[dict]) -> dict:
-    v2v = [
-        r["latency_ms"]["voice_to_voice"]
-        for r in rows
-        if r["latency_ms"] and r["latency_ms"].get("voice_to_voice")
-    ]
+    stages = stage_stats([{**r, "client_ms": None} for r in rows])
+    v2v, text = stages.get("voice_to_voice", {}), stages.get("first_text", {})
     return {
         "turns": len(rows),
         "with_call": sum(bool(r["calls"]) for r in rows),
-        "voice_to_voice_median": round(statistics.median(v2v)) if v2v else None,
-        "voice_to_voice_p90": round(percentile(v2v, 0.9)) if v2v else None,
-        "first_text_median": _median(rows, "first_text"),
+        "voice_to_voice_median": v2v.get("median"),
+        "voice_to_voice_p90": v2v.get("p90"),
+        "first_text_median": text.get("median"),
     }
-
-
-def _median(rows: list[dict], stage: str) -> float | None:
-    values = [
-        r["latency_ms"][stage] for r in rows if r["latency_ms"] and r["latency_ms"].get(stage) is not None
-    ]
-    return round(statistics.median(values)) if values else None
 
 
 def main(argv=None) -> int:

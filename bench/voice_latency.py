@@ -115,7 +115,7 @@ async def run_clip(port: int, audio: np.ndarray, speech_end_s: float, mode: str)
         t0 = time.perf_counter()
         reader = asyncio.create_task(_read(conn, out, t0 + speech_end_s))
         try:
-            await _send(conn, audio, t0)
+            await send_paced(conn, audio, t0)
             deadline = time.perf_counter() + REPLY_WAIT_S
             while (
                 not (out["metrics"] and out["metrics"] >= len(out["heard"]))
@@ -127,7 +127,7 @@ async def run_clip(port: int, audio: np.ndarray, speech_end_s: float, mode: str)
     return out
 
 
-async def _send(conn, audio: np.ndarray, t0: float) -> None:
+async def send_paced(conn, audio: np.ndarray, t0: float) -> None:
     step = pcm.ms_to_samples(CHUNK_MS, pcm.SAMPLE_RATE_API)
     for i, start in enumerate(range(0, len(audio), step)):
         chunk = pcm.float_to_int16_bytes(audio[start : start + step])

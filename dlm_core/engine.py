@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dlm_core.cache import KVCache
+from dlm_core.checkpoints import FAMILY_BY_NAME
 from dlm_core.faithful import generate_faithful
 from dlm_core.sampler import Committed, PromptCache, SamplerConfig, generate, model_forward
 
@@ -71,6 +72,11 @@ class DlmEngine:
         self.model = loaded.model.to(self.device).eval()
         self.tokenizer = loaded.tokenizer
         self.family = getattr(loaded, "family", "dlm_voice")
+        # Whether tools may be offered unasked: the chat template renders them (the model was trained on
+        # its own call format), or it is one of the real families, large instruction-tuned models that can
+        # follow the plain-text tool list. A checkpoint of ours whose template has no tools predates them.
+        self.knows_tools = self.tokenizer.handles_tools or self.family in FAMILY_BY_NAME
+        self.tokenizer.letterless_ids  # noqa: B018 -- worked out at load, not in the first reply's latency
         self.context_len = self.model.cfg.max_seq_len
         self.max_batch, self.batch_wait_s = max_batch, batch_wait_s
         self.forward_calls = 0  # batched forward passes run (all sessions together)
@@ -97,15 +103,6 @@ class DlmEngine:
         """The loaded family's default decoding (`SamplerConfig.for_family`): the authors' own decoder
         ("faithful") for LLaDA, Dream, SDAR, Fast-dLLM v2 and BD3LM; the "balanced" preset else."""
         return SamplerConfig.for_family(self.family, **overrides)
-
-    @property
-    def knows_tools(self) -> bool:
-        """Whether tools may be offered unasked: the chat template renders them (the model was trained on
-        its own call format), or it is one of the real families, large instruction-tuned models that can
-        follow the plain-text tool list. A checkpoint of ours whose template has no tools predates them."""
-        from dlm_core.checkpoints import FAMILY_BY_NAME
-
-        return self.tokenizer.handles_tools or self.family in FAMILY_BY_NAME
 
     def reply(
         self,

@@ -182,9 +182,8 @@ class DlmTokenizer:
         """Tokens with no letter in them (punctuation, spaces, digits, braces, quotes): the repetition
         penalty spares them, since a sentence repeats its commas and a tool call's JSON repeats its
         braces and quotes by design."""
-        return frozenset(
-            i for i in range(self.vocab_size) if not any(ch.isalpha() for ch in self.tok.decode([i]))
-        )
+        texts = self.tok.decode_batch([[i] for i in range(self.vocab_size)])  # one call, not one per token
+        return frozenset(i for i, text in enumerate(texts) if not any(ch.isalpha() for ch in text))
 
     def decoder(self) -> IncrementalDecoder:
         return IncrementalDecoder(self)

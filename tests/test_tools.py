@@ -18,10 +18,10 @@ from assistant.session import Session
 from testkit.tool_chat import CLIENT_ANSWER, CLIENT_CALL, CLIENT_RESULT, CLIENT_TOOL
 from tests.conftest import TEST_INSTRUCTIONS, ServerThread, session_config
 from tests.test_pipeline import frames_until
+from tests.test_realtime import recv_until
 
 openai = pytest.importorskip("openai")
 
-FRAME_TIMEOUT_S = 60
 TIMER_FIRES_WITHIN_S = 15  # a 3 s timer, on a busy machine
 TINY = TEST_INSTRUCTIONS is not None  # the tiny model, which knows the calls of testkit/tool_chat.py
 needs_tiny = pytest.mark.skipif(not TINY, reason="only the tiny test model is known to make these calls")
@@ -132,17 +132,6 @@ def client(server):
     return openai.AsyncOpenAI(api_key="x", base_url=f"http://127.0.0.1:{server.port}/v1")
 
 
-async def events_until(conn, done, got: list, timeout: float = FRAME_TIMEOUT_S):
-    async def loop():
-        while True:
-            ev = await conn.recv()
-            got.append(ev)
-            if done(ev):
-                return ev
-
-    return await asyncio.wait_for(loop(), timeout)
-
-
 async def say(conn, text: str) -> None:
     item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
     await conn.conversation.item.create(item=item)
@@ -154,10 +143,10 @@ async def test_client_function_call_output_and_reply(tool_server):
     got: list = []
     async with client(tool_server).realtime.connect(model="dlm") as conn:
         await conn.session.update(session={"type": "realtime", "tools": [CLIENT_TOOL], "tool_choice": "auto"})
-        updated = await events_until(conn, lambda e: e.type == "session.updated", got)
+        updated = await recv_until(conn, lambda e: e.type == "session.updated", got)
         assert [t.name for t in updated.session.tools] == [CLIENT_TOOL["name"]]
         await say(conn, CLIENT_CALL[0])
-        done = await events_until(conn, lambda e: e.type == "response.done", got)
+        done = await recv_until(conn, lambda e: e.type == "response.done", got)
         calls = [o for o in done.response.output if o.type == "function_call"]
         if not TINY:
             pytest.skip("only the tiny test model is known to call this function")
@@ -176,10 +165,10 @@ async def test_client_function_call_output_and_reply(tool_server):
         # The client runs its function and answers; the spoken reply uses the result.
         output = {"type": "function_call_output", "call_id": calls[0].call_id, "output": CLIENT_RESULT}
         await conn.conversation.item.create(item=output)
-        added = await events_until(conn, lambda e: e.type == "conversation.item.added", got)
+        added = await recv_until(conn, lambda e: e.type == "conversation.item.added", got)
         assert added.item.type == "function_call_output" and added.item.call_id == calls[0].call_id
         await conn.response.create()
-        done = await events_until(conn, lambda e: e.type == "response.done", got)
+        done = await recv_until(conn, lambda e: e.type == "response.done", got)
         spoken = [c.transcript for o in done.response.output if o.type == "message" for c in o.content]
         assert spoken == [CLIENT_ANSWER], spoken
         audio = [e for e in got if e.type == "response.output_audio.delta"]
@@ -192,7 +181,7 @@ async def test_builtin_calls_show_as_completed_items(tool_server):
     async with client(tool_server).realtime.connect(model="dlm") as conn:
         await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
         await say(conn, "What time is it?")
-        done = await events_until(conn, lambda e: e.type == "response.done", got)
+        done = await recv_until(conn, lambda e: e.type == "response.done", got)
     calls = [o for o in done.response.output if o.type == "function_call"]
     assert [c.name for c in calls] == ["get_time"] and calls[0].status == "completed"
     outputs = [
@@ -219,20 +208,20 @@ async def test_bad_tool_definitions_and_outputs_get_errors_naming_the_field(tool
     async with client(tool_server).realtime.connect(model="dlm") as conn:
         for session, param in bad:
             await conn.session.update(session={"type": "realtime", **session})
-            err = await events_until(conn, lambda e: e.type in ("error", "session.updated"), got)
+            err = await recv_until(conn, lambda e: e.type in ("error", "session.updated"), got)
             assert err.type == "error" and err.error.param == param, (session, err)
         stray = {"type": "function_call_output", "call_id": "call_unknown", "output": "{}"}
         await conn.conversation.item.create(item=stray)
-        err = await events_until(conn, lambda e: e.type == "error", got)
+        err = await recv_until(conn, lambda e: e.type == "error", got)
         assert err.error.param == "item.call_id"
         await conn.conversation.item.create(
             item={"type": "function_call_output", "call_id": "c", "output": 7}
         )
-        err = await events_until(conn, lambda e: e.type == "error", got)
+        err = await recv_until(conn, lambda e: e.type == "error", got)
         assert err.error.param == "item.output"
         # The connection lives on, and a good definition is taken.
         await conn.session.update(
             session={"type": "realtime", "tools": [CLIENT_TOOL], "tool_choice": "required"}
         )
-        ok = await events_until(conn, lambda e: e.type in ("error", "session.updated"), got)
+        ok = await recv_until(conn, lambda e: e.type in ("error", "session.updated"), got)
         assert ok.type == "session.updated" and ok.session.tool_choice == "required"
