@@ -33,15 +33,15 @@ from assistant.engines import Engines
 from assistant.listener import Listener
 from assistant.metrics import SPECULATION_COUNTS, TurnClock
 from assistant.reply import Reply, ReplyStream
+from assistant.timer_watch import TimerWatch
 from assistant.tool_turn import ToolTurn
 from assistant.tools.builtin import Toolbox
-from assistant.tools.timers import Timers, announcement
+from assistant.tools.timers import Timers
 from assistant.turns import Turns, new_id
 from audio.endpoint import Turn, TurnLikely
 from audio.vad import SpeechResumed, SpeechStarted, SpeechStopped
 
 OUT_QUEUE_FRAMES = 512  # frames waiting for the transport
-ANNOUNCE_WAIT_S = 0.1  # a timer that fires during a reply speaks up once the reply is over
 
 
 class Session:
@@ -72,8 +72,11 @@ class Session:
         self.speculation = speculation if speculation is not None else dict.fromkeys(SPECULATION_COUNTS, 0)
         self._clock: TurnClock | None = None  # the turn being heard, until its reply starts
         self.toolbox = Toolbox(Timers())  # built-in tools; their timers belong to this conversation
-        self._timers_changed = asyncio.Event()
-        self._timer_task: asyncio.Task | None = None  # started by the first timer set
+        self._timer_watch = TimerWatch(  # a timer that goes off gets a reply once no reply is running
+            self.toolbox.timers,
+            busy=lambda: self.reply is not None or self._speculative is not None,
+            speak=self._speak_up,
+        )
         self._closed = False
 
     # -- settings and output ---------------------------------------------------------------------------
@@ -248,7 +251,7 @@ class Session:
         lm = self.engines.lm
         builtin = cfg.builtin_tools and lm is not None and lm.knows_tools
         toolbox = self.toolbox if builtin else None
-        return ToolTurn(cfg, toolbox, self.conversation, self._tool_ran)
+        return ToolTurn(cfg, toolbox, self.conversation, self._timer_watch.tool_ran)
 
     # -- speculation: a reply started in the user's pause, held until the end of the turn is confirmed --
     async def _turn_likely(self, ev: TurnLikely) -> None:
@@ -374,31 +377,8 @@ class Session:
         await self.emit(F.FunctionOutput(self.turns.current, item.id, previous, call_id, output))
         return item.id
 
-    def _tool_ran(self) -> None:
-        if self._closed:
-            return
-        if self._timer_task is None and self.toolbox.timers.next_deadline() is not None:
-            self._timer_task = asyncio.create_task(self._watch_timers())
-        self._timers_changed.set()
-
-    async def _watch_timers(self) -> None:
-        """Sleep until the next timer is due (or the timers change), then let each due one speak up."""
-        timers = self.toolbox.timers
-        while True:
-            deadline = timers.next_deadline()
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())  # Timers' clock
-            self._timers_changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._timers_changed.wait(), wait)
-            for timer in timers.pop_due():
-                await self._announce(timer)
-
-    async def _announce(self, timer) -> None:
-        """A timer went off: once no reply is running, a reply of its own says so (chime first)."""
-        while self.reply is not None or self._speculative is not None:
-            await asyncio.sleep(ANNOUNCE_WAIT_S)
-        about = {"id": timer.id, "label": timer.label, "seconds": timer.seconds}
-        extra = {"announcement": announcement(timer), "metadata": {"source": "timer", "timer": about}}
+    async def _speak_up(self, extra: dict) -> None:
+        """A reply nobody asked for (a timer went off; `extra`: its Reply fields), started at once."""
         reply = self._start_reply(TurnClock(), self.cfg.output_modalities, self.cfg, **extra)
         self.reply = reply
         reply.released.set()
@@ -427,8 +407,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        if self._timer_task is not None:
-            self._timer_task.cancel()
+        self._timer_watch.close()
         await self._discard_speculative(wait=True)
         reply = self._stop_reply()
         await self._listener.close()

@@ -4,7 +4,9 @@ bookkeeping and the left-contiguous frontier.
 `dlm_core.sampler.generate` drives it; this file knows nothing of how tokens are chosen. Per step:
 `query()` builds the forward's input (committed tokens the cache lacks, the canvas, maybe suffix
 masks), `after_forward()` counts the pass and what it added to the cache, the sampler commits tokens
-in `block_tokens()`, and `advance_frontier()` returns the tokens that became left-contiguous.
+in `block_tokens()`, and `advance_frontier()` returns the tokens that became left-contiguous. The
+first step of each block is also its prefill (`_prefill_writes`): the only pass of the block that
+writes to the cache; the block's later steps read it.
 
 Positions are absolute: the prompt is 0..P-1 and the reply canvas P..gen_end-1. "fast" decodes a
 canvas of one block at a time; "reference" keeps the whole reply as its canvas and decodes it block
@@ -120,12 +122,13 @@ class DecodeState:
             self.cache.truncate(self.cached)  # drop the previous block's cached suffix
 
     def query(self) -> Query:
-        """Committed tokens the cache lacks, the canvas, and (maybe) suffix masks."""
+        """Committed tokens the cache lacks, the canvas, and (maybe) suffix masks. A block's first pass
+        is also its prefill: it writes the committed tokens before the block to the cache."""
         lay, blk = self.layout, self.block
         tail = self.ids[self.cached : self.canvas_start]
         n_tail = len(tail)
-        first_step = self.step == 0
-        n_suffix = blk.suffix_len if (lay.cache_mode != "dual" or first_step) else 0
+        prefill = self.step == 0
+        n_suffix = blk.suffix_len if (lay.cache_mode != "dual" or prefill) else 0
         parts = [torch.tensor(tail, dtype=torch.long, device=lay.device), self.canvas]
         if n_suffix:
             parts.append(_masks(lay, n_suffix))
@@ -135,17 +138,22 @@ class DecodeState:
             q_pos += range(lay.gen_end - n_suffix, lay.gen_end)
         positions = torch.tensor(q_pos, device=lay.device)[None]  # [1, S]
         keep_q = None
-        if self.cache is not None and first_step:
-            # Committed tokens before this block join the cache, cut to the exact grid (whole model
-            # blocks); a shifted model's last one stays a query, to predict the block's first token.
-            n_write = max(0, lay.exact_limit(min(blk.start - lay.shift, self.canvas_start)) - self.cached)
-            keep = list(range(n_write))
-            if lay.cache_mode == "dual" and n_suffix:
-                keep += range(tokens.shape[1] - n_suffix, tokens.shape[1])
-            keep_q = torch.tensor(keep, dtype=torch.long)
+        if prefill and self.cache is not None:
+            keep_q = self._prefill_writes(tokens.shape[1], n_suffix)
         b0, b1 = blk.start - self.canvas_start, blk.end - self.canvas_start
         want = (n_tail + b0 - lay.shift, n_tail + b1 - lay.shift)
         return Query(tokens, positions, keep_q, want, n_tail)
+
+    def _prefill_writes(self, n_query: int, n_suffix: int) -> torch.Tensor:
+        """The query indices whose keys/values a block's first pass adds to the cache: the committed
+        tokens before the block, cut to the exact grid (whole model blocks; a shifted model's last one
+        stays a query, to predict the block's first token), and in "dual" mode the suffix masks."""
+        lay = self.layout
+        n_write = max(0, lay.exact_limit(min(self.block.start - lay.shift, self.canvas_start)) - self.cached)
+        keep = list(range(n_write))
+        if lay.cache_mode == "dual" and n_suffix:
+            keep += range(n_query - n_suffix, n_query)
+        return torch.tensor(keep, dtype=torch.long)
 
     def after_forward(self, query: Query) -> None:
         """Count the forward pass and the committed tokens it added to the cache."""

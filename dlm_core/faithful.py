@@ -24,12 +24,17 @@ import torch
 
 from dlm_core.cache import KVCache
 from dlm_core.presets import DECODINGS
-from dlm_core.sampler import Committed
+from dlm_core.sampler import CACHE_MODES, Committed
 
 # run(fn) -> fn(): how a decoder reaches the model. The engine passes one that runs `fn` on its
 # worker thread, between batched passes; alone, the call is direct.
 Runner = Callable[[Callable[[], torch.Tensor]], torch.Tensor]
 DREAM_ALGS = ("maskgit_plus", "topk_margin", "entropy")  # Dream's confidence rules
+# Groups of DECODINGS: the decoders of faithful_blocks, whose buffer runs up to a block past the reply,
+# and those that follow LLaDA's schedule (equal blocks, the steps split evenly among them).
+BLOCK_DECODINGS = ("sdar", "fast_dllm_v2", "bd3lm")
+SCHEDULED_DECODINGS = ("llada", "fast_dllm", "fast_dllm_dream")
+ALWAYS_CACHED = tuple(m for m in CACHE_MODES if m != "none")  # fast_dllm_dream has no uncached path
 
 
 def direct(fn: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -175,18 +180,18 @@ def decoder_for(cfg, model, tokenizer, prompt_ids: list[int], run: Runner) -> It
 def check(cfg, model, prompt_len: int) -> None:
     """The settings each original accepts, as errors a user reads (the originals assert or hang)."""
     gen, block = cfg.max_new_tokens, cfg.block_size or model.cfg.block_size
-    span = prompt_len + gen + (block if cfg.decoding in ("sdar", "fast_dllm_v2", "bd3lm") else 0)
+    span = prompt_len + gen + (block if cfg.decoding in BLOCK_DECODINGS else 0)
     if span > model.cfg.max_seq_len:
         raise ValueError(
             f"prompt ({prompt_len}) + max_new_tokens ({gen}) exceeds the model's context "
             f"({model.cfg.max_seq_len})"
         )
-    if cfg.decoding in ("llada", "fast_dllm", "fast_dllm_dream"):
+    if cfg.decoding in SCHEDULED_DECODINGS:
         check_schedule(gen, cfg.block_size or 32, cfg.steps or gen, cfg.decoding)
-    if cfg.decoding == "fast_dllm" and cfg.cache not in ("none", "prefix", "dual", "auto"):
-        raise ValueError(f"fast_dllm: cache must be 'none', 'prefix' or 'dual', got {cfg.cache!r}")
-    if cfg.decoding == "fast_dllm_dream" and cfg.cache not in ("prefix", "dual", "auto"):
-        raise ValueError(f"fast_dllm_dream: cache must be 'prefix' or 'dual', got {cfg.cache!r}")
+    if cfg.decoding == "fast_dllm" and cfg.cache not in CACHE_MODES:
+        raise ValueError(f"fast_dllm: cache must be one of {CACHE_MODES}, got {cfg.cache!r}")
+    if cfg.decoding == "fast_dllm_dream" and cfg.cache not in ALWAYS_CACHED:
+        raise ValueError(f"fast_dllm_dream: cache must be one of {ALWAYS_CACHED}, got {cfg.cache!r}")
     if cfg.decoding == "dream" and cfg.alg not in DREAM_ALGS:
         raise ValueError(f"dream: alg must be one of {DREAM_ALGS}, got {cfg.alg!r}")
     if cfg.decoding == "fast_dllm_dream" and cfg.alg not in ("confidence_threshold", "entropy"):

@@ -294,34 +294,43 @@ def reference(family: str, vocab: int, tie: bool):
 
 def hf_config_json(family: str, ref, mask_id: int) -> dict:
     """config.json with the real key names each family ships."""
-    c = ref.config
     if family == "llada":
-        return {
-            "model_type": "llada",
-            "architectures": ["LLaDAModelLM"],
-            "block_type": "llama",
-            "d_model": c.hidden_size,
-            "n_layers": c.num_hidden_layers,
-            "n_heads": c.num_attention_heads,
-            "n_kv_heads": c.num_key_value_heads,
-            "mlp_hidden_size": c.intermediate_size,
-            "mlp_ratio": 4,
-            "embedding_size": c.vocab_size,
-            "vocab_size": c.vocab_size,
-            "max_sequence_length": 4096,
-            "rms_norm_eps": 1e-5,
-            "rope_theta": 500000.0,
-            "rope": True,
-            "rope_full_precision": True,
-            "alibi": False,
-            "include_bias": False,
-            "include_qkv_bias": False,
-            "layer_norm_type": "rms",
-            "activation_type": "silu",
-            "weight_tying": False,
-            "mask_token_id": mask_id,
-            "use_cache": False,
-        }
+        return _llada_config_json(ref.config, mask_id)
+    return _qwen_config_json(family, ref.config, mask_id)
+
+
+def _llada_config_json(c, mask_id: int) -> dict:
+    """LLaDA's OLMo-style config.json, from a transformers Llama config `c`."""
+    return {
+        "model_type": "llada",
+        "architectures": ["LLaDAModelLM"],
+        "block_type": "llama",
+        "d_model": c.hidden_size,
+        "n_layers": c.num_hidden_layers,
+        "n_heads": c.num_attention_heads,
+        "n_kv_heads": c.num_key_value_heads,
+        "mlp_hidden_size": c.intermediate_size,
+        "mlp_ratio": 4,
+        "embedding_size": c.vocab_size,
+        "vocab_size": c.vocab_size,
+        "max_sequence_length": 4096,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 500000.0,
+        "rope": True,
+        "rope_full_precision": True,
+        "alibi": False,
+        "include_bias": False,
+        "include_qkv_bias": False,
+        "layer_norm_type": "rms",
+        "activation_type": "silu",
+        "weight_tying": False,
+        "mask_token_id": mask_id,
+        "use_cache": False,
+    }
+
+
+def _qwen_config_json(family: str, c, mask_id: int) -> dict:
+    """The Qwen2-based (Dream, Fast-dLLM v2) and Qwen3-based (SDAR, BD3LM) config.json."""
     qwen = {
         "vocab_size": c.vocab_size,
         "hidden_size": c.hidden_size,

@@ -161,6 +161,20 @@ def _diffusion_targets(
     return noisy, masked, t
 
 
+def _diffusion_loss(model, tokens, valid, reply, attention: str, shift: bool, mask_id: int, gen, pad_id):
+    """One step's masked-diffusion loss: cross-entropy on the masked reply tokens, weighted 1/t."""
+    noisy, masked, t = _diffusion_targets(
+        tokens, reply, attention, model.cfg.block_size, mask_id, gen, pad_id
+    )
+    logits = model(noisy, key_valid=valid)
+    if shift:  # output i predicts token i+1
+        logits, masked, target, weight = logits[:, :-1], masked[:, 1:], tokens[:, 1:], 1 / t
+    else:
+        target, weight = tokens, 1 / t
+    per_tok = F.cross_entropy(logits[masked], target[masked], reduction="none")
+    return (per_tok * weight.expand_as(masked)[masked]).sum() / reply.sum()
+
+
 def train_tiny(
     attention: str = "block_causal",
     shift: bool = False,
@@ -205,16 +219,7 @@ def train_tiny(
             loss = F.cross_entropy(logits[where], target[where])
         else:
             pad = sp.eos if word_blocks else None
-            noisy, masked, t = _diffusion_targets(
-                tokens, reply, attention, model.cfg.block_size, sp.mask, gen, pad
-            )
-            logits = model(noisy, key_valid=valid)
-            if shift:  # output i predicts token i+1
-                logits, masked, target, weight = logits[:, :-1], masked[:, 1:], tokens[:, 1:], 1 / t
-            else:
-                target, weight = tokens, 1 / t
-            per_tok = F.cross_entropy(logits[masked], target[masked], reduction="none")
-            loss = (per_tok * weight.expand_as(masked)[masked]).sum() / reply.sum()
+            loss = _diffusion_loss(model, tokens, valid, reply, attention, shift, sp.mask, gen, pad)
         for group in opt.param_groups:  # short warmup then cosine decay
             group["lr"] = (
                 3e-3 * min(1.0, (step + 1) / 20) * 0.5 * (1 + torch.cos(torch.tensor(step / steps * 3.1416)))
