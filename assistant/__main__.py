@@ -64,18 +64,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dlm-voice", description="A voice assistant whose LM is a masked-diffusion LM."
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    _add_model_flags(common)
-    common.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser(
-        "serve", parents=[common], help="browser page at / and the Realtime API at /v1/realtime"
-    )
+def _add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
     p.add_argument(
@@ -94,6 +83,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="a web origin (https://host[:port]) whose pages may use the API, besides our page (repeatable)",
     )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sessions served at once; more are refused with an error event (default 8)",
+    )
+    p.add_argument(
+        "--max-sessions-per-client",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sessions one client address may hold at once (default 4, or --max-sessions if smaller)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlm-voice", description="A voice assistant whose LM is a masked-diffusion LM."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    _add_model_flags(common)
+    common.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "serve", parents=[common], help="browser page at / and the Realtime API at /v1/realtime"
+    )
+    _add_serve_flags(p)
 
     p = sub.add_parser("mic", parents=[common], help="talk through the local microphone and speakers")
     p.add_argument("--input-device", help="input device index or name substring (see --list-devices)")
@@ -147,20 +165,28 @@ def _session_cfg(models, args=None, **kw):
 # ------------------------------------------------------------------------------------------ commands
 
 
-def cmd_serve(args) -> int:
+def server_cfg(args):
+    """The `serve` flags as a ServerConfig (UsageError for a value it refuses)."""
     from assistant.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-    from assistant.engines import Engines
-    from assistant.server import AssistantServer
 
-    models = _models(args)
+    limits = {"max_sessions": args.max_sessions, "max_sessions_per_client": args.max_sessions_per_client}
     with flag_values():
-        cfg = ServerConfig(
+        return ServerConfig(
             host=args.host or DEFAULT_HOST,
             port=DEFAULT_PORT if args.port is None else args.port,
             insecure_no_auth=args.insecure_no_auth,
             allow_origins=tuple(args.allow_origin or ()),
             **({"api_key": args.api_key} if args.api_key else {}),
+            **{k: v for k, v in limits.items() if v is not None},
         )
+
+
+def cmd_serve(args) -> int:
+    from assistant.engines import Engines
+    from assistant.server import AssistantServer
+
+    models = _models(args)
+    cfg = server_cfg(args)
     engines = Engines.load(models)
 
     async def main():

@@ -27,6 +27,8 @@ ENV_API_KEY = "DLM_API_KEY"
 MIN_API_KEY_CHARS = 16  # a key short enough to guess is no key
 DEFAULT_EAGERNESS = "auto"  # the server's default turn detection is semantic_vad
 DEFAULT_IDLE_TIMEOUT_S = 600.0  # a client that sends nothing for 10 minutes has gone away
+DEFAULT_MAX_SESSIONS = 8  # each speaking session costs LM steps and piper calls on the same few cores
+DEFAULT_MAX_SESSIONS_PER_CLIENT = 4  # so that one client address cannot take every session
 TOOL_CHOICES = ("auto", "none", "required")
 
 
@@ -57,8 +59,10 @@ class ServerConfig:
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT  # 0: pick a free port
-    max_sessions: int = 8  # websocket sessions served at once; more are refused with an error event
-    max_sessions_per_client: int = 4  # sessions one client address may hold at once
+    max_sessions: int = DEFAULT_MAX_SESSIONS  # websocket sessions served at once; more are refused
+    # Sessions one client address may hold at once; None: DEFAULT_MAX_SESSIONS_PER_CLIENT, or max_sessions
+    # when that is smaller.
+    max_sessions_per_client: int | None = None
     metrics_turns: int = 200  # recent turns kept for /metrics
     api_key: str | None = field(default_factory=lambda: os.environ.get(ENV_API_KEY) or None)
     insecure_no_auth: bool = False  # serve beyond loopback without a key (the user said so)
@@ -68,11 +72,15 @@ class ServerConfig:
     def __post_init__(self):
         if not (0 <= self.port <= 65535):
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
-        if self.max_sessions < 1:
-            raise ValueError(f"max_sessions must be >= 1, got {self.max_sessions}")
-        if not 1 <= self.max_sessions_per_client <= self.max_sessions:
+        if not isinstance(self.max_sessions, int) or self.max_sessions < 1:
+            raise ValueError(f"max_sessions must be a positive integer, got {self.max_sessions!r}")
+        if self.max_sessions_per_client is None:
+            self.max_sessions_per_client = min(DEFAULT_MAX_SESSIONS_PER_CLIENT, self.max_sessions)
+        per_client = self.max_sessions_per_client
+        if not isinstance(per_client, int) or not 1 <= per_client <= self.max_sessions:
             raise ValueError(
-                f"max_sessions_per_client must be in [1, max_sessions], got {self.max_sessions_per_client}"
+                f"max_sessions_per_client must be in [1, {self.max_sessions}] (at most max_sessions), "
+                f"got {per_client!r}"
             )
         if self.metrics_turns < 1:
             raise ValueError(f"metrics_turns must be >= 1, got {self.metrics_turns}")

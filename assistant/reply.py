@@ -146,7 +146,9 @@ class ReplyStream:
             if isinstance(ev, ToolCall):
                 return ev
             if isinstance(ev, BadToolCall):
-                log.warning("the model wrote a malformed tool call (%s): %r", ev.message, ev.raw[:200])
+                # What the model wrote is conversation content: only at DEBUG (-v logs INFO and up).
+                log.warning("the model wrote a malformed tool call (%s); it was dropped", ev.message)
+                log.debug("the malformed tool call: %r", ev.raw[:200])
                 continue
             await self._text(ev, *out)
         return None

@@ -7,8 +7,9 @@
 
 Models are loaded once (Engines) and shared; each connection has its own conversation state. Who may
 connect is `access.Gate`'s decision (Origin and API key); how many at once is decided here: at most
-`max_sessions` in all and `max_sessions_per_client` per client address, the rest refused with an
-`error` event (not slowed down). A websocket message may be at most MAX_MESSAGE_BYTES.
+`max_sessions` in all and `max_sessions_per_client` per client address (`serve --max-sessions N
+--max-sessions-per-client N`), the rest refused with an `error` event (not slowed down). A websocket
+message may be at most MAX_MESSAGE_BYTES; a bigger one closes that connection with 1009 (message too big).
 """
 
 from __future__ import annotations

@@ -17,12 +17,17 @@ States:
     stopping --silence lasted pause_ms-->          stopping  [SpeechPaused(audio_end_ms)]
     stopping --p >= threshold-->                   speaking  [SpeechResumed, if SpeechPaused was sent]
     stopping --silence lasted silence_duration_ms--> quiet   [SpeechStopped(audio_end_ms)]
+    speaking, stopping --speech began max_turn_ms ago--> quiet [SpeechStopped(capped=True)]
 
 Positions are ms from the start of the stream (since the last reset). `audio_start_ms`/`audio_end_ms` are the
 detected speech boundaries; `padded_start_ms` adds the prefix padding (what OpenAI puts in audio_start_ms),
 and `confirmed_ms` is the stream position at which the stop was decided (end + silence_duration_ms).
 SpeechPaused marks the first moment of real silence (pause_ms, longer than the dips between words, which were
 32-128 ms on our test speech): the endpointer starts a speculative transcription there.
+
+The utterance's audio is kept until the turn ends, so a turn that never pauses (someone reading aloud, a TV
+in the room) is ended after max_turn_ms as if silence had come: the kept audio stays under max_turn_ms plus
+the prefix padding, and speech that goes on starts the next turn.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ STATE_SHAPE = (1, 1, 128)  # LSTM h and c
 FRAME_MS = pcm.samples_to_ms(FRAME_SAMPLES, pcm.SAMPLE_RATE_ASR)  # 32 ms
 MAX_SETTING_MS = 60_000  # no pause, padding or minimum length makes sense beyond a minute
 NEG_THRESHOLD_GAP = 0.15  # hysteresis: speech ends below threshold - gap (Silero's own recipe)
+# Whisper transcribes 30 s in one window (audio.asr.WHISPER_WINDOW_S), and its token budget (448) runs out
+# at ~37 s of speech: a longer turn would cost more and lose its end, so a turn is ended here.
+DEFAULT_MAX_TURN_MS = 30_000
+MIN_MAX_TURN_MS = 1_000  # a shorter cap would cut ordinary sentences in two
 
 
 def silero_path() -> Path:
@@ -68,6 +77,7 @@ class VadConfig:
         160  # silence after which SpeechPaused fires (speculative ASR); capped at silence_duration_ms
     )
     neg_threshold: float | None = None  # probability below which speech pauses; None: threshold - 0.15
+    max_turn_ms: int = DEFAULT_MAX_TURN_MS  # speech this long ends the turn even without a pause
 
     def __post_init__(self):
         if not (0.0 < self.threshold < 1.0):
@@ -75,6 +85,10 @@ class VadConfig:
         for name in ("prefix_padding_ms", "silence_duration_ms", "min_speech_ms", "pause_ms"):
             if not 0 <= getattr(self, name) <= MAX_SETTING_MS:
                 raise ValueError(f"{name} must be in [0, {MAX_SETTING_MS}] ms, got {getattr(self, name)}")
+        if not MIN_MAX_TURN_MS <= self.max_turn_ms <= MAX_SETTING_MS:
+            raise ValueError(
+                f"max_turn_ms must be in [{MIN_MAX_TURN_MS}, {MAX_SETTING_MS}] ms, got {self.max_turn_ms}"
+            )
         if self.neg_threshold is not None and not (0.0 <= self.neg_threshold <= self.threshold):
             raise ValueError(f"neg_threshold must be in [0, threshold], got {self.neg_threshold}")
 
@@ -116,6 +130,7 @@ class SpeechStopped:
     audio: np.ndarray = field(
         default_factory=lambda: np.zeros(0, np.float32), repr=False
     )  # padded start..end
+    capped: bool = False  # ended by max_turn_ms while the user was still speaking, not by silence
 
 
 VadEvent = SpeechStarted | SpeechPaused | SpeechResumed | SpeechStopped
@@ -214,7 +229,20 @@ class StreamingVad:
                 if silent_ms >= cfg.silence_duration_ms:
                     self.state = self.QUIET
                     ev.append(self._stopped())
+        if self.state in (self.SPEAKING, self.STOPPING) and self._ms(self.pos - self._speech_start) >= (
+            cfg.max_turn_ms
+        ):
+            ev.append(self._cap())
         return ev
+
+    def _cap(self) -> SpeechStopped:
+        """The turn reached max_turn_ms: it ends now, where its speech is (or where it paused)."""
+        if self.state == self.SPEAKING:
+            self._speech_end = self.pos
+        self.state = self.QUIET
+        stopped = self._stopped()
+        stopped.capped = True
+        return stopped
 
     def flush(self) -> list[VadEvent]:
         """End of stream: close an open utterance (its end is the pause point, or the end of the audio)."""

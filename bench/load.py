@@ -4,7 +4,8 @@
     python -m bench.load --soak 500                          # turns until 500 completed; memory growth
     python -m bench.load --capacity                          # voice sessions 1, 2, 3, ... while v2v < 1 s
     python -m bench.load --smoke                             # CI: 1 voice + 1 text for 20 s, 20-turn soak
-    (each also takes --model PATH and --preset NAME, passed to `serve`)
+    (each also takes --model PATH, --preset NAME, --max-sessions N and --max-sessions-per-client N,
+    passed to `serve`; --capacity ramps up to --max-sessions)
 
 Starts `python -m assistant serve --port 0` (bundled models unless --model), makes the questions with
 piper (testkit.speech, cached), and runs the clients of bench/load_clients.py. Per phase it reports
@@ -38,6 +39,7 @@ import numpy as np
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from assistant.config import ServerConfig
 from bench import load_clients
 from bench.load_clients import (
     TURN_TIMEOUT_S,
@@ -70,6 +72,11 @@ SOAK_MAX_S = 3600.0  # a soak stops here even short of its turn target
 SOAK_TEXT_GAP_S = 0.2  # text clients in a soak think briefly, so turns pile up
 CAPACITY_STEP_S = 60.0
 SMOKE_SECONDS, SMOKE_SOAK_TURNS = 20.0, 20
+SMOKE_SOAK_MAX_S = 120.0  # the smoke's soak takes ~20 s on an idle 2-core machine
+# Everything after the server started (load, soak, refusal) stops here, reported as a failure: the smoke
+# always prints its result within SMOKE_MAX_S (what a caller's timeout must allow, see smoke_max_s).
+SMOKE_PHASES_MAX_S = 420.0
+SMOKE_SETUP_S = 60.0  # imports, the question clips (made once, then cached) and stopping the server
 REFUSED_CODE = "too_many_sessions"
 REFUSED_PER_CLIENT_CODE = "too_many_sessions_for_client"
 REFUSAL_CLIENTS = 2000  # client numbers (load_clients.loopback) of the refusal check
@@ -82,10 +89,12 @@ PING = [{"type": "input_text", "text": "Hello, how are you today?"}]
 class ServerProcess:
     """`python -m assistant serve --port 0` in a subprocess; its output goes to files (a full pipe blocks)."""
 
-    def __init__(self, model: str | None, preset: str | None):
+    def __init__(self, model: str | None, preset: str | None, limits: ServerConfig):
         self.cmd = [sys.executable, "-m", "assistant", "serve", "--port", "0"]
         self.cmd += ["--model", model] if model else []
         self.cmd += ["--preset", preset] if preset else []
+        self.cmd += ["--max-sessions", str(limits.max_sessions)]
+        self.cmd += ["--max-sessions-per-client", str(limits.max_sessions_per_client)]
         self.dir = Path(tempfile.mkdtemp(prefix="bench_load_"))
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -324,13 +333,14 @@ async def _over_limit(server: ServerProcess, clients: list[int], extra: int) -> 
 
 async def check_refusal(server: ServerProcess, max_sessions: int, per_client: int | None) -> dict:
     """max_sessions users are served; one more is refused with too_many_sessions and closed; the rest
-    still answer. With a per-client limit, the same holds for one address's sessions."""
+    still answer. With a per-client limit below max_sessions (at max_sessions the server-wide refusal
+    comes first), the same holds for one address's sessions."""
     users = await _over_limit(
         server, [REFUSAL_CLIENTS + i for i in range(max_sessions)], REFUSAL_CLIENTS + max_sessions
     )
     out = {"max_sessions": max_sessions, **users}
     out["ok"] = _refused_well(users, REFUSED_CODE, max_sessions)
-    if per_client is not None:
+    if per_client is not None and per_client < max_sessions:
         one = await _over_limit(server, [REFUSAL_CLIENTS] * per_client, REFUSAL_CLIENTS)
         out["per_client"] = {"max_sessions_per_client": per_client, **one}
         out["ok"] = out["ok"] and _refused_well(one, REFUSED_PER_CLIENT_CODE, per_client)
@@ -391,12 +401,17 @@ def print_report(result: dict) -> None:
                 f"one more got {part['extra'].get('code')!r}, closed={part['extra'].get('closed')}"
             )
     print(f"refusal: {'ok' if r['ok'] else 'FAILED ' + r.get('error', '')}")
+    if "error" in result:
+        print(f"FAILED: {result['error']}")
 
 
 def smoke_ok(result: dict) -> bool:
     load, soak = result["load"], result["soak"]
     return (
-        load["turns"]["voice"] > 0
+        load is not None
+        and soak is not None
+        and "error" not in result
+        and load["turns"]["voice"] > 0
         and load["turns"]["text"] > 0
         and load["errors"] == 0
         and soak["errors"] == 0
@@ -424,7 +439,12 @@ def parse_args(argv):
     ap.add_argument("--capacity", action="store_true", help="ramp voice sessions while median v2v < 1 s")
     ap.add_argument("--step-seconds", type=float, default=CAPACITY_STEP_S, help="per capacity step")
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI; exits 1 when a check fails")
-    ap.add_argument("--max-sessions", type=int, help="the server's max_sessions (default: ServerConfig's)")
+    ap.add_argument("--max-sessions", type=int, help="the server's max_sessions (default: serve's, 8)")
+    ap.add_argument(
+        "--max-sessions-per-client",
+        type=int,
+        help="the server's max_sessions_per_client (default: serve's, 4 or --max-sessions if smaller)",
+    )
     ap.add_argument("--model", help="diffusion LM for serve (default: bundled)")
     ap.add_argument("--preset", help="speed/quality preset for serve (default: serve's)")
     ap.add_argument(
@@ -435,10 +455,17 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     if args.turn_detection:
         load_clients.TURN_DETECTION["value"] = TURN_DETECTIONS[args.turn_detection]
-    for name in ("voice", "text", "soak", "max_sessions"):
+    for name in ("voice", "text", "soak"):
         value = getattr(args, name)
-        if value is not None and value < (1 if name in ("soak", "max_sessions") else 0):
+        if value is not None and value < (1 if name == "soak" else 0):
             ap.error(f"--{name.replace('_', '-')} is out of range: {value}")
+    given = {"max_sessions": args.max_sessions, "max_sessions_per_client": args.max_sessions_per_client}
+    try:  # the limits `serve` will be started with, checked as serve checks them
+        args.limits = ServerConfig(port=0, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as e:
+        ap.error(str(e))
+    args.max_sessions = args.limits.max_sessions
+    args.max_sessions_per_client = args.limits.max_sessions_per_client
     return args
 
 
@@ -455,13 +482,18 @@ async def warm_up(server: ServerProcess, clips) -> dict:
     return {"turns": tally.completed(), "errors": len(tally.errors)}
 
 
-async def run_phases(server: ServerProcess, args, clips) -> dict:
-    result: dict = {"load": None, "soak": None, "capacity": None}
+def smoke_max_s() -> float:
+    """The longest `--smoke` runs before it prints its result: starting the server, then its phases."""
+    return SMOKE_SETUP_S + START_TIMEOUT_S + SMOKE_PHASES_MAX_S + 2 * STOP_TIMEOUT_S
+
+
+async def run_phases(server: ServerProcess, args, clips, result: dict) -> None:
+    """The phases the flags ask for, each filling in its part of `result` as it ends."""
     if not args.smoke:
         result["warmup"] = await warm_up(server, clips)
     if args.smoke:
         result["load"] = await phase_load(server, clips, 1, 1, SMOKE_SECONDS)
-        result["soak"] = await phase_soak(server, clips, SMOKE_SOAK_TURNS, 0, 2, SOAK_MAX_S)
+        result["soak"] = await phase_soak(server, clips, SMOKE_SOAK_TURNS, 0, 2, SMOKE_SOAK_MAX_S)
     elif args.capacity:
         result["capacity"] = await phase_capacity(server, clips, args.max_sessions, args.step_seconds)
     elif args.soak:
@@ -478,21 +510,27 @@ async def run_phases(server: ServerProcess, args, clips) -> dict:
             "error": f"{type(e).__name__}: {e}",
             "max_sessions": args.max_sessions,
         }
+
+
+async def run_bounded(server: ServerProcess, args, clips) -> dict:
+    """run_phases; a smoke's phases stop after SMOKE_PHASES_MAX_S, with what they had so far."""
+    result: dict = {"load": None, "soak": None, "capacity": None}
+    result["refusal"] = {"ok": False, "error": "not reached", "max_sessions": args.max_sessions}
+    try:
+        await asyncio.wait_for(
+            run_phases(server, args, clips, result), SMOKE_PHASES_MAX_S if args.smoke else None
+        )
+    except asyncio.TimeoutError:
+        result["error"] = f"the smoke's phases ran past {SMOKE_PHASES_MAX_S:.0f} s"
     return result
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from assistant.config import ServerConfig
-
-    defaults = ServerConfig()
-    if args.max_sessions is None:
-        args.max_sessions = defaults.max_sessions
-    args.max_sessions_per_client = getattr(defaults, "max_sessions_per_client", None)
     clips = question_clips()
-    server = ServerProcess(args.model, args.preset).start()
+    server = ServerProcess(args.model, args.preset, args.limits).start()
     try:
-        result = asyncio.run(run_phases(server, args, clips))
+        result = asyncio.run(run_bounded(server, args, clips))
     finally:
         server.stop()
     result.update(model=args.model or "bundled", preset=args.preset, cpu_threads=os.cpu_count())

@@ -1,10 +1,16 @@
-"""Streaming Silero VAD on real speech with known silences: boundaries within 100 ms, state machine rules."""
+"""Streaming Silero VAD on real speech with known silences: boundaries within 100 ms, state machine rules,
+and the cap on a turn that never pauses (a model that hears speech in every frame, fed as fast as it goes).
+"""
 
 import numpy as np
 import pytest
 
 from audio import pcm
+from audio.asr import Transcript
+from audio.endpoint import EndpointConfig, Endpointer, Turn
 from audio.vad import (
+    DEFAULT_MAX_TURN_MS,
+    FRAME_MS,
     FRAME_SAMPLES,
     SileroModel,
     SpeechPaused,
@@ -142,6 +148,8 @@ def test_flush_closes_a_turn_cut_off_mid_speech(silero):
         ({"threshold": 1.5}, "threshold"),
         ({"silence_duration_ms": -1}, "silence_duration_ms"),
         ({"neg_threshold": 0.9}, "neg_threshold"),
+        ({"max_turn_ms": 500}, "max_turn_ms"),
+        ({"max_turn_ms": 120_000}, "max_turn_ms"),
     ],
 )
 def test_config_validation(kw, match):
@@ -152,3 +160,85 @@ def test_config_validation(kw, match):
 def test_feed_rejects_bad_audio(silero):
     with pytest.raises(ValueError, match="NaN"):
         StreamingVad(VadConfig(), silero).feed(np.array([np.nan] * 600, np.float32))
+
+
+class AlwaysSpeech:
+    """A VAD model that hears speech in every frame: someone reading aloud who never pauses."""
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, frame: np.ndarray) -> float:
+        return 0.9
+
+
+def ms_of(x: np.ndarray) -> float:
+    return pcm.samples_to_ms(len(x), pcm.SAMPLE_RATE_ASR)
+
+
+@pytest.mark.parametrize("max_turn_ms, minutes", [(5_000, 1), (DEFAULT_MAX_TURN_MS, 2)])
+def test_a_turn_that_never_pauses_ends_at_max_turn_ms_and_memory_stays_bounded(max_turn_ms, minutes):
+    cfg = VadConfig(max_turn_ms=max_turn_ms)
+    vad = StreamingVad(cfg, AlwaysSpeech())
+    second = np.full(pcm.SAMPLE_RATE_ASR, 0.1, np.float32)
+    events, peak = [], 0
+    for _ in range(60 * minutes):
+        events += vad.feed(second)
+        peak = max(peak, len(vad._buf))  # what the VAD holds, spare room included
+    started, stopped = starts_stops(events)
+    turn_s = (max_turn_ms + cfg.min_speech_ms) / 1000  # a new turn needs min_speech_ms to start
+    assert len(stopped) == int(60 * minutes / turn_s), [e.audio_end_ms for e in stopped]
+    assert len(started) in (len(stopped), len(stopped) + 1)  # the speech goes on after the last cap
+    for s, e in zip(started, stopped):
+        assert e.capped and e.audio_end_ms == e.confirmed_ms  # ended at once, as if silence had come
+        assert e.audio_end_ms - s.audio_start_ms == pytest.approx(max_turn_ms, abs=FRAME_MS)
+        assert ms_of(e.audio) <= max_turn_ms + cfg.prefix_padding_ms + FRAME_MS
+    # Without the cap the buffer would hold the whole stream; with it, at most about one turn (it grows
+    # by doubling, so up to twice that).
+    assert peak <= 2 * pcm.ms_to_samples(max_turn_ms + cfg.prefix_padding_ms, pcm.SAMPLE_RATE_ASR), peak
+    assert peak < len(second) * 60 * minutes
+
+
+class Scripted(AlwaysSpeech):
+    """A VAD model that gives these probabilities, one per frame."""
+
+    def __init__(self, probs: list[float]):
+        self.probs = iter(probs)
+
+    def __call__(self, frame: np.ndarray) -> float:
+        return next(self.probs)
+
+
+def test_a_pausing_turn_is_capped_too_and_silence_still_ends_ordinary_turns(silero):
+    speech, pause = 20, 200  # frames: 0.64 s of speech, then 6.4 s of a pause longer than the cap
+    vad = StreamingVad(
+        VadConfig(max_turn_ms=1_000, silence_duration_ms=60_000), Scripted([0.9] * speech + [0.1] * pause)
+    )
+    events = vad.feed(np.zeros((speech + pause) * FRAME_SAMPLES, np.float32))
+    (s,), (e,) = starts_stops(events)
+    assert e.capped and e.confirmed_ms - s.audio_start_ms == pytest.approx(1_000, abs=FRAME_MS)
+    assert e.audio_end_ms == pytest.approx(speech * FRAME_MS)  # the turn ends where its speech paused
+    # Ordinary turns never reach the cap: the silence ends them, uncapped.
+    x = make_conversation_wav([0.5, UTTERANCES[0], 0.8]).samples
+    (e,) = starts_stops(run(StreamingVad(VadConfig(max_turn_ms=10_000), silero), x))[1]
+    assert not e.capped
+
+
+class CountingAsr:
+    """Stands in for Whisper: says how much audio it was given."""
+
+    name = "counting"
+
+    def transcribe(self, x: np.ndarray) -> Transcript:
+        return Transcript(f"{len(x)} samples", 0.0, ms_of(x))
+
+
+def test_the_endpointer_turns_each_capped_stretch_into_a_transcribed_turn():
+    cfg = EndpointConfig(vad=VadConfig(max_turn_ms=2_000))
+    chunk = np.full(pcm.ms_to_samples(100, pcm.SAMPLE_RATE_ASR), 0.1, np.float32)
+    with Endpointer(cfg, CountingAsr(), vad_model=AlwaysSpeech()) as ep:
+        turns = [ev for _ in range(100) for ev in ep.feed(chunk) if isinstance(ev, Turn)]  # 10 s
+    assert len(turns) == 4, turns
+    for t in turns:
+        assert t.end_ms - t.start_ms == pytest.approx(2_000, abs=FRAME_MS)
+        assert t.audio_ms <= 2_000 + cfg.vad.prefix_padding_ms + FRAME_MS and t.text.endswith("samples")

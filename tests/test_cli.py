@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
 
 from audio import pcm
 from testkit.speech import make_speech, normalize_text, word_error_rate
-from tests.conftest import ROOT, TEST_INSTRUCTIONS, TINY_FLAGS, VOICE_PAIRS, lm_spec
+from tests.conftest import ROOT, TEST_INSTRUCTIONS, TINY_FLAGS, VOICE_PAIRS, lm_spec, weaker_check
 
 RUN_TIMEOUT_S = 240  # model loading on a busy 2-core machine
 
@@ -44,6 +45,7 @@ def test_chat_answers_each_text_on_its_own_line():
         assert lines == [a for _, a in VOICE_PAIRS[:2]], lines
     else:  # another model: a reply in words to each question
         assert all(normalize_text(line) for line in lines), lines
+        weaker_check("chat's replies")
     # stdin REPL: one reply per line, conversation kept between lines.
     p = subprocess.run(
         [sys.executable, "-m", "assistant", "chat", *lm_flags()],
@@ -124,9 +126,46 @@ async def close_code_on_sigterm(proc: subprocess.Popen, url: str) -> int:
             return e.rcvd.code if e.rcvd else None
 
 
+async def first_events(url: str, clients: int) -> list[dict]:
+    """Open `clients` Realtime sessions from this address at once; the first event each one got."""
+    from contextlib import AsyncExitStack
+
+    from websockets.asyncio.client import connect
+
+    async with AsyncExitStack() as stack:
+        got = []
+        for _ in range(clients):
+            ws = await stack.enter_async_context(connect(url.replace("http://", "ws://") + "v1/realtime"))
+            got.append(json.loads(await ws.recv()))
+        return got
+
+
+def test_serve_session_limits_are_flags():
+    from assistant.__main__ import UsageError, build_parser, server_cfg
+
+    def cfg(*flags):
+        return server_cfg(build_parser().parse_args(["serve", *flags]))
+
+    assert (cfg().max_sessions, cfg().max_sessions_per_client) == (8, 4)
+    wide = cfg("--max-sessions", "32", "--max-sessions-per-client", "6")
+    assert (wide.max_sessions, wide.max_sessions_per_client) == (32, 6)
+    assert cfg("--max-sessions", "2").max_sessions_per_client == 2  # the per-client default fits under it
+    for flags, field in (
+        (["--max-sessions", "0"], "max_sessions"),
+        (["--max-sessions", "2", "--max-sessions-per-client", "3"], "max_sessions_per_client"),
+        (["--max-sessions-per-client", "0"], "max_sessions_per_client"),
+    ):
+        with pytest.raises(UsageError, match=field):
+            cfg(*flags)
+    p = run("serve", "--max-sessions", "0", timeout=60)  # refused before any model loads
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "max_sessions" in p.stderr, p.stderr
+
+
 def test_serve_prints_the_url_and_answers(tmp_path):
+    limits = ["--max-sessions", "2", "--max-sessions-per-client", "1"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "serve", "--port", "0", *lm_flags()],
+        [sys.executable, "-m", "assistant", "serve", "--port", "0", *limits, *lm_flags()],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -140,8 +179,18 @@ def test_serve_prints_the_url_and_answers(tmp_path):
         assert health["ok"] is True
         page = urllib.request.urlopen(url, timeout=30).read().decode()
         assert "<html" in page.lower()
-        openai = pytest.importorskip("openai")
         import asyncio
+
+        # The limits given as flags hold: one session per address here, the second refused.
+        first, second = asyncio.run(asyncio.wait_for(first_events(url, 2), 60))
+        assert first["type"] == "session.created", first
+        assert second["type"] == "error", second
+        assert second["error"]["code"] == "too_many_sessions_for_client", second
+        for _ in range(100):  # the server counts the closed sessions out a moment later
+            if not json.loads(urllib.request.urlopen(url + "healthz", timeout=30).read())["sessions"]:
+                break
+            time.sleep(0.1)
+        openai = pytest.importorskip("openai")
 
         async def ask():
             client = openai.AsyncOpenAI(api_key="x", base_url=url + "v1")
@@ -168,6 +217,7 @@ def test_serve_prints_the_url_and_answers(tmp_path):
             assert normalize_text(reply) == normalize_text(VOICE_PAIRS[0][1])
         else:  # another model: a reply in words
             assert normalize_text(reply), reply
+            weaker_check("serve's reply")
         # SIGTERM (how a service manager stops it): sessions are closed with 1001 and it exits promptly.
         close_code = asyncio.run(asyncio.wait_for(close_code_on_sigterm(proc, url), 60))
         assert close_code == 1001

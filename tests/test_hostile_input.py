@@ -1,5 +1,7 @@
 """Hostile and malformed client events over a raw websocket: each gets an `error` event in OpenAI's
-shape (type, code, message, param, event_id), the connection lives on and the session is unchanged."""
+shape (type, code, message, param, event_id), the connection lives on and the session is unchanged.
+A message over the server's size cap is the exception: that connection is closed with 1009 (message too
+big), and the server goes on serving the others."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tests.conftest import VOICE_PAIRS
 TIMEOUT_S = 30
 QUESTION = VOICE_PAIRS[0][0]
 TOO_LONG_WORDS = 5000  # far beyond any bundled or test model's context
+CLOSE_MESSAGE_TOO_BIG = 1009
 
 CASES = [  # (what is sent: a JSON-able event, raw text or bytes; the error's param, or None)
     (b"\x00\x01binary", None),
@@ -118,3 +121,32 @@ def test_history_is_capped_oldest_first():
         c.add(Item(f"item_{i}", "user", f"message {i}"))
     assert len(c.items) == MAX_ITEMS
     assert c.items[0].id == "item_10" and c.items[-1].id == f"item_{MAX_ITEMS + 9}"
+
+
+async def test_a_message_over_the_size_cap_closes_that_connection_with_1009_and_no_other(server):
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    from assistant.server import MAX_MESSAGE_BYTES
+
+    url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+    async with connect(url) as other:
+        # Not a context manager: closing a connection the server already closed trips over asyncio's
+        # closed transport in websockets' close().
+        ws = await connect(url)
+        for c in (other, ws):
+            assert (await recv_json(c))["type"] == "session.created"
+        empty = json.dumps({"type": "input_audio_buffer.append", "audio": ""})
+        audio = "A" * (MAX_MESSAGE_BYTES + 1 - len(empty))  # an append one byte over the cap
+        message = json.dumps({"type": "input_audio_buffer.append", "audio": audio})
+        assert len(message) == MAX_MESSAGE_BYTES + 1
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.send(message)
+            await recv_json(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_MESSAGE_TOO_BIG, closed.value
+        # The other connection is served as before, and so is a new one.
+        await other.send(json.dumps({"type": "response.cancel"}))
+        err = await recv_json(other)
+        assert err["type"] == "error" and err["error"]["code"] == "response_cancel_not_active", err
+    async with connect(url) as again:
+        assert (await recv_json(again))["type"] == "session.created"

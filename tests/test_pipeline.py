@@ -15,7 +15,7 @@ from assistant.session import Session
 from assistant.turns import SpokenReply, Turns
 from audio import pcm
 from testkit.speech import normalize_text, word_error_rate
-from tests.conftest import VOICE_PAIRS, session_config
+from tests.conftest import VOICE_PAIRS, session_config, weaker_check
 
 QUESTION, ANSWER = VOICE_PAIRS[0]
 FRAME_TIMEOUT_S = 60
@@ -61,6 +61,7 @@ async def test_text_turn_frames_in_order(engines):
         assert word_error_rate(text, back) <= MAX_SPOKEN_WER, (text, back)
     else:  # another model may answer anything, even a made-up word; its audio is still speech
         assert normalize_text(text) and normalize_text(back), (text, back)
+        weaker_check("the reply's text, and its audio against it")
 
 
 async def test_cancel_mid_reply_drops_the_rest_and_keeps_what_was_played(engines):

@@ -217,3 +217,24 @@ async def test_keys_and_conversation_text_stay_out_of_the_logs(served, caplog):
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "401" in logged or "API key" in logged  # the refusal is logged ...
     assert KEY not in logged and "wrong-" not in logged and "zebras" not in logged  # ... not what was sent
+
+
+async def test_a_malformed_tool_call_is_logged_without_what_the_model_wrote(caplog):
+    from types import SimpleNamespace
+
+    from assistant.reply import ReplyStream
+    from dlm_core.tool_calls import BadToolCall, ToolCallParser
+
+    secret = "my secret diary entry about zebras"
+    (bad,) = [e for e in ToolCallParser().push(f"<tool_call>{{{secret}}}</tool_call>") if e]
+    assert isinstance(bad, BadToolCall) and secret in bad.raw
+    text_only = ReplyStream(SimpleNamespace(modalities=("text",)), SimpleNamespace(tts=None), None, None)
+    caplog.set_level(logging.INFO)  # the most the CLI logs (-v)
+    assert await text_only._events([bad], (None, None, None)) is None  # dropped, never spoken
+    logged = [r for r in caplog.records if r.name == "assistant.reply"]
+    assert logged and all(secret not in r.getMessage() for r in logged), [r.getMessage() for r in logged]
+    assert any("malformed tool call" in r.getMessage() and r.levelno == logging.WARNING for r in logged)
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="assistant.reply")  # someone debugging may see it
+    await text_only._events([bad], (None, None, None))
+    assert any(secret in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)

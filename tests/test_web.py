@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from testkit.speech import make_conversation_wav, normalize_text
+from tests.conftest import weaker_check
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -198,6 +199,7 @@ def test_reply_streams_and_plays(voice_run):
         assert MEMORISED_REPLY in normalize_text(voice_run["assistant"][0]), voice_run["assistant"]
     else:  # another model: at least a reply in words
         assert normalize_text(voice_run["assistant"][0]), voice_run["assistant"]
+        weaker_check("the page's reply")
     s = voice_run["stats"]
     assert s["audioDeltas"] > 0 and s["framesPlayed"] > 0, s
     assert s["chunksSent"] > 50, s  # the microphone streamed ~1 s or more of 20 ms chunks
