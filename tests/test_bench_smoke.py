@@ -1,4 +1,4 @@
-"""The voice-latency benchmark runs end to end (a smoke run: behaviour, never timings)."""
+"""The benchmarks run end to end (smoke runs: behaviour and the shape of their JSON, never timings)."""
 
 from __future__ import annotations
 
@@ -48,3 +48,19 @@ def test_tool_latency_runs_a_tool_turn_beside_a_plain_one():
     assert result["tool"]["voice_to_voice_median"] > 0 and result["plain"]["voice_to_voice_median"] > 0, (
         result
     )
+
+
+def test_faithful_agreement_measures_every_option_against_faithful():
+    result = run_bench("bench.faithful_agreement", "--json", "--prompts", "1", "--max-new-tokens", "32")
+    assert result["prompts"] == 1 and result["wall_s"] > 0, result
+    assert set(result["families"]) == {"llada", "dream", "sdar", "fast_dllm_v2", "bd3lm"}
+    fields = {"exact", "agreement", "tokens_per_nfe", "ended", "ms_per_reply", "speedup"}
+    for family, found in result["families"].items():
+        options = found["options"]
+        assert {"faithful", "fast (balanced preset)", "fast, no early stop"} <= set(options), family
+        assert all(set(row) == fields for row in options.values()), options
+        assert options["faithful"]["exact"] == 1.0 and options["faithful"]["speedup"] == 1.0, options
+        turn = found["second_turn"]
+        assert (turn is None) == (family in ("llada", "dream")), (family, turn)  # block-causal only
+        if turn is not None:
+            assert turn["same"] == 1.0 and turn["nfe_kept"] > 0, turn  # the kept cache changes no token
