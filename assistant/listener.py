@@ -23,7 +23,7 @@ import numpy as np
 
 from assistant.bridge import blocking
 from audio import pcm
-from audio.endpoint import EndpointConfig, Endpointer, Turn
+from audio.endpoint import EndpointConfig, Endpointer, EndpointError, Turn
 
 AUDIO_QUEUE_CHUNKS = 256  # input chunks waiting for the VAD (a client may send faster than real time)
 ARRIVALS_KEPT = 2048  # input chunk arrival times kept to map stream positions to wall time
@@ -142,11 +142,15 @@ class Listener:
                 self._arrivals.append((pcm.samples_to_ms(self._pos, pcm.SAMPLE_RATE_ASR), arrived))
             try:
                 events = await blocking(ep.feed, x16) if op == _FEED else await blocking(ep.flush)
-            except Exception as exc:  # noqa: BLE001 -- a failing Whisper call must not end the session
-                await self._on_error("transcription_failed", f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 -- the endpointer reports its stages' failures itself;
+                # anything else must not end the session either
+                await self._on_error("input_audio_failed", f"{type(exc).__name__}: {exc}")
                 continue
             if op == _FLUSH and not any(isinstance(e, Turn) for e in events):
                 await self._on_error("input_audio_buffer_commit_empty", "no speech in the input audio buffer")
             if ep is self._ep:  # not reconfigured meanwhile
                 for ev in events:
-                    await self._on_event(ev)
+                    if isinstance(ev, EndpointError):
+                        await self._on_error(ev.code, ev.message)
+                    else:
+                        await self._on_event(ev)

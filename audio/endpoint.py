@@ -8,6 +8,7 @@
             SpeechResumed(at_ms)                            # ... it was not: the user goes on
             SpeechStopped(audio_end_ms, confirmed_ms)       # the turn ended
             Turn(text, start_ms, end_ms, asr_ms, wait_ms, speculative)  # its transcript, right after
+            EndpointError(code, message)                    # a stage failed (VAD, Whisper, the judge)
     ep.flush()                                # end of stream: closes an open turn
     ep.close()                                # stops the worker threads
 
@@ -25,11 +26,16 @@ Ending the turn, two ways:
   speculative transcript is in and the judge (`TurnJudge`: the words, and Smart Turn on the audio, run
   beside Whisper) finds the turn complete, it ends after complete_silence_ms of silence. "I want to go to
   the ..." waits; "Set a timer for ten minutes." does not. Without a judge, silence only.
+
+Failures are values: a stage that raises becomes an EndpointError among the other events, reported once,
+and the stream goes on. A failed judge leaves that pause to the silence rule; a failed speculative Whisper
+call is retried when the turn ends; a turn whose transcription fails again is lost, not the stream.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -120,7 +126,24 @@ class Turn:
     judge_ms: float | None = None  # wall time the judge added beyond Whisper (semantic only)
 
 
-EndpointEvent = SpeechStarted | TurnLikely | SpeechResumed | SpeechStopped | Turn
+@dataclass
+class EndpointError:
+    """A stage failed; the code says which (VAD_FAILED, TRANSCRIPTION_FAILED, TURN_DETECTION_FAILED)."""
+
+    code: str
+    message: str
+
+
+VAD_FAILED, TRANSCRIPTION_FAILED, TURN_DETECTION_FAILED = (
+    "vad_failed",
+    "transcription_failed",
+    "turn_detection_failed",
+)
+EndpointEvent = SpeechStarted | TurnLikely | SpeechResumed | SpeechStopped | Turn | EndpointError
+
+
+def _failure(code: str, exc: BaseException) -> EndpointError:
+    return EndpointError(code, f"{type(exc).__name__}: {exc}")
 
 
 @dataclass
@@ -158,16 +181,21 @@ class Endpointer:
         self._pending: Future | None = None  # speculative transcription (and judgement) of the current pause
         self._likely_sent = False  # TurnLikely sent for the current pause
         self._start_ms = 0.0
+        self._failures: deque[EndpointError] = deque()  # worker failures, reported once by the next feed
         self.stats = {"turns": 0, "reused": 0, "discarded": 0, "judged": 0, "ended_early": 0, "judge_ms": 0.0}
 
     def feed(self, x: np.ndarray) -> list[EndpointEvent]:
         """x: float32 [n] at 16 kHz. Returns the events, in stream order."""
-        out = self._handle(self.vad.feed(x))
-        return out + self._judged_end()
+        try:
+            vad_events = self.vad.feed(x)
+        except Exception as exc:  # noqa: BLE001 -- this chunk is lost, the stream goes on
+            return [_failure(VAD_FAILED, exc)]
+        out = self._handle(vad_events)
+        return out + self._judged_end() + self._reported_failures()
 
     def flush(self) -> list[EndpointEvent]:
         """End of stream: an open turn ends where its speech ended and is transcribed."""
-        return self._handle(self.vad.flush())
+        return self._handle(self.vad.flush()) + self._reported_failures()
 
     def reset(self) -> None:
         self._drop_pending()
@@ -215,25 +243,40 @@ class Endpointer:
         return out
 
     def _transcribe_and_judge(self, audio: np.ndarray) -> _Judged:
-        """Worker thread: Whisper on the audio so far, with the audio judge beside it, then the verdict."""
-        if self.judge is None:
-            return _Judged(self.asr.transcribe(audio), None)
-        p_audio_job = self._audio_pool.submit(self.judge.p_audio, audio)
-        tr = self.asr.transcribe(audio)
+        """Worker thread: Whisper on the audio so far, with the audio judge beside it, then the verdict.
+        A failure is reported even when the pause is over by then; a failed Whisper call fails the job
+        (the turn's end transcribes again), a failed judge only the verdict (the silence rule decides)."""
+        p_audio_job = self._audio_pool.submit(self.judge.p_audio, audio) if self.judge else None
+        try:
+            tr = self.asr.transcribe(audio)
+        except Exception as exc:
+            self._failures.append(_failure(TRANSCRIPTION_FAILED, exc))
+            raise
+        if p_audio_job is None:
+            return _Judged(tr, None)
         t0 = time.perf_counter()
-        p_audio = p_audio_job.result()
-        p = self.judge.p_complete(p_audio, tr.text)
+        try:
+            p_audio = p_audio_job.result()
+            p = self.judge.p_complete(p_audio, tr.text)
+        except Exception as exc:  # noqa: BLE001 -- the transcript stands; the silence rule decides
+            self._failures.append(_failure(TURN_DETECTION_FAILED, exc))
+            return _Judged(tr, None)
         return _Judged(tr, p, p_audio, (time.perf_counter() - t0) * 1000.0)
+
+    def _reported_failures(self) -> list[EndpointError]:
+        out = []
+        while self._failures:
+            out.append(self._failures.popleft())
+        return out
 
     def _judged_end(self) -> list[EndpointEvent]:
         """Semantic endpointing, checked after every feed: a pause whose transcript is judged complete
         announces itself (TurnLikely) and ends after complete_silence_ms instead of max_wait_ms."""
         if self.judge is None or self._pending is None or not self._pending.done():
             return []
-        failed = self._pending.exception()
-        if failed is not None:  # reported once; the turn then ends on silence and is transcribed again
+        if self._pending.exception() is not None:  # reported; the turn ends on silence, transcribed again
             self._pending = None
-            raise failed
+            return []
         judged = self._pending.result()
         if judged.p_complete is None or judged.p_complete < self.cfg.semantic.threshold:
             return []
@@ -251,18 +294,23 @@ class Endpointer:
                     out.append(turn)
         return out
 
-    def _finish(self, ev: SpeechStopped) -> Turn | None:
+    def _finish(self, ev: SpeechStopped) -> Turn | EndpointError | None:
         t0 = time.perf_counter()
         self._likely_sent = False
         if ev.audio_end_ms - self._start_ms < self.cfg.min_turn_ms:
             self._drop_pending()
             return None
-        reused = self._pending is not None
+        pending, self._pending = self._pending, None
+        reused = pending is not None and pending.exception() is None
         if reused:
-            judged, self._pending = self._pending.result(), None
+            judged = pending.result()
         else:
-            # No pause was seen (stream ended mid-speech) or speculation is off: transcribe the turn now.
-            judged = _Judged(self._pool.submit(self.asr.transcribe, ev.audio).result(), None)
+            # No pause was seen (stream ended mid-speech), speculation is off, or the speculative call
+            # failed: transcribe the turn now.
+            try:
+                judged = _Judged(self._pool.submit(self.asr.transcribe, ev.audio).result(), None)
+            except Exception as exc:  # noqa: BLE001 -- this turn is lost, the stream goes on
+                return _failure(TRANSCRIPTION_FAILED, exc)
         self.stats["turns"] += 1
         self.stats["reused"] += int(reused)
         if judged.p_complete is not None:
@@ -292,13 +340,17 @@ class Endpointer:
 
 
 def transcribe_file(path: str | Path, endpointer: Endpointer, chunk_ms: float = 100.0) -> list[Turn]:
-    """A WAV file through the live path (resampled to 16 kHz, fed in chunks as fast as possible)."""
+    """A WAV file through the live path (resampled to 16 kHz, fed in chunks as fast as possible).
+    RuntimeError if a stage failed on the way."""
     x, rate = pcm.read_wav(path)
     x = pcm.resample(x, rate, pcm.SAMPLE_RATE_ASR)
     endpointer.reset()
     step = pcm.ms_to_samples(chunk_ms, pcm.SAMPLE_RATE_ASR)
-    turns: list[Turn] = []
+    events: list[EndpointEvent] = []
     for i in range(0, len(x), step):
-        turns += [e for e in endpointer.feed(x[i : i + step]) if isinstance(e, Turn)]
-    turns += [e for e in endpointer.flush() if isinstance(e, Turn)]
-    return turns
+        events += endpointer.feed(x[i : i + step])
+    events += endpointer.flush()
+    failed = [e for e in events if isinstance(e, EndpointError)]
+    if failed:  # a file has no next turn to wait for: say what failed
+        raise RuntimeError(f"{failed[0].code}: {failed[0].message}")
+    return [e for e in events if isinstance(e, Turn)]

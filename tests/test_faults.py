@@ -251,7 +251,7 @@ async def test_a_failing_vad_is_an_error_and_the_next_turn_works(engines, monkey
     monkeypatch.setattr(SileroModel, "__call__", failing_once)
     try:
         got, other_got, again = await fault_then_next_turn(hit, other)
-        assert "Injected" in got[-1].message and failed
+        assert got[-1].code == "vad_failed" and "Injected" in got[-1].message and failed
         assert_unaffected_and_recovered(other_got, again)
     finally:
         await hit.close()
@@ -267,6 +267,7 @@ async def test_a_failing_turn_judge_is_an_error_and_the_next_turn_works(engines,
     assert hit.cfg.endpointing.semantic is not None  # semantic_vad: the judge decides where turns end
     try:
         got, other_got, again = await fault_then_next_turn(hit, other)
+        assert got[-1].code == "turn_detection_failed", got[-1]
         assert f"Injected: the turn judge's {method} failed" in got[-1].message and judge.failed, got[-1]
         assert_unaffected_and_recovered(other_got, again)
     finally:

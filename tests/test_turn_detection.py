@@ -12,7 +12,15 @@ from assistant import frames as F
 from assistant.session import Session
 from assistant.turn_judge import TurnJudge
 from audio import endpoint, pcm
-from audio.endpoint import EAGERNESS, EndpointConfig, Endpointer, SemanticConfig, Turn, TurnLikely
+from audio.endpoint import (
+    EAGERNESS,
+    EndpointConfig,
+    Endpointer,
+    EndpointError,
+    SemanticConfig,
+    Turn,
+    TurnLikely,
+)
 from audio.vad import SpeechStopped
 from testkit.speech import speech_samples
 from tests.conftest import session_config
@@ -81,6 +89,72 @@ def test_without_a_judge_the_silence_rule_stays(asr):
     waited = stop_after_speech_ms(events)
     assert cfg.vad.silence_duration_ms <= waited < cfg.vad.silence_duration_ms + 100
     assert not any(isinstance(e, TurnLikely) for e in events)
+
+
+class Broken(Exception):
+    pass
+
+
+class FailingOnce:
+    """Wraps a model: its `method` raises the first time, then works."""
+
+    def __init__(self, model, method: str):
+        self.model, self.method, self.failed = model, method, 0
+
+    def __getattr__(self, name):
+        real = getattr(self.model, name)
+        if name != self.method:
+            return real
+
+        def call(*args, **kw):
+            if not self.failed:
+                self.failed += 1
+                raise Broken(f"{name} broke")
+            return real(*args, **kw)
+
+        return call
+
+
+def test_a_failing_judge_is_reported_once_and_the_silence_rule_ends_the_turn(asr, judge):
+    broken = FailingOnce(judge, "p_complete")
+    with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=broken) as ep:
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+    errors = [e for e in events if isinstance(e, EndpointError)]
+    assert [e.code for e in errors] == ["turn_detection_failed"] and "broke" in errors[0].message
+    assert stop_after_speech_ms(events) >= SEMANTIC.max_wait_ms  # no verdict: the long silence decides
+    turn = next(e for e in events if isinstance(e, Turn))
+    assert "timer" in turn.text.lower() and turn.speculative  # the transcript itself was fine
+
+
+@pytest.mark.parametrize("semantic", [SEMANTIC, None], ids=["semantic_vad", "server_vad"])
+def test_a_failing_speculative_transcription_is_reported_and_the_turn_transcribed_again(asr, judge, semantic):
+    broken = FailingOnce(asr, "transcribe")
+    with Endpointer(EndpointConfig(semantic=semantic), broken, judge=judge) as ep:
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+    errors = [e for e in events if isinstance(e, EndpointError)]
+    turns = [e for e in events if isinstance(e, Turn)]
+    assert broken.failed == 1 and len(turns) == 1, events
+    assert "timer" in turns[0].text.lower() and not turns[0].speculative
+    assert [e.code for e in errors] == ["transcription_failed"], errors  # reported once
+
+
+class DeafASR:
+    calls = 0
+
+    def transcribe(self, audio):
+        self.calls += 1
+        raise Broken("whisper broke")
+
+
+def test_a_turn_whose_transcription_fails_is_an_error_not_an_exception():
+    deaf = DeafASR()
+    with Endpointer(EndpointConfig(), deaf) as ep:  # server_vad
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(1500)]))
+    assert deaf.calls == 2  # the speculative call in the pause, and the retry at the end of the turn
+    errors = [e for e in events if isinstance(e, EndpointError)]
+    assert [e.code for e in errors] == ["transcription_failed"] * 2 and "whisper broke" in errors[0].message
+    assert not any(isinstance(e, Turn) for e in events)
+    assert sum(isinstance(e, SpeechStopped) for e in events) == 1  # the VAD's events still came
 
 
 async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, monkeypatch):
