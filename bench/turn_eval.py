@@ -11,7 +11,10 @@ heard when it decides):
 Every clip is transcribed by the bundled Whisper, so the text judge sees real ASR output.
 Sentences (not clips) are split into train and held-out; the calibrated combinations are fitted on
 train and reported on held-out: precision and recall of "complete" at the threshold chosen on
-train, for audio only (Smart Turn v3), text only (the AR twin's p_end_words) and both. Transcripts
+train, for audio only (Smart Turn v3), text only (the AR twin's p_end_words) and both. Then the
+server's own judge (assistant.turn_judge, as shipped) and semantic_vad's bands (eagerness auto) on the
+held-out clips: how long finished turns wait, and the share of unfinished ones a pause of each length
+would end (a cut-off). Transcripts
 and audio scores are cached under testkit's cache dir. Prints a table, then ONE final JSON line.
 """
 
@@ -52,6 +55,12 @@ PROB_CLIP = 1e-6  # logits of probabilities clipped to [1e-6, 1 - 1e-6]
 L2 = 1e-2  # ridge on the logistic weights (not the bias): keeps the fit sane on small sets
 PRECISION_WEIGHT = 0.5  # the threshold maximises F-beta with this beta: cutting a user off costs more
 TIMING_CALLS = 10
+CUT_PAUSES_S = (
+    0.3,
+    0.6,
+    0.9,
+    1.2,
+)  # mid-sentence pause lengths checked for cut-offs (as bench.voice_latency)
 CUT_BREAK_MS = 1500  # the SSML pause espeak-ng speaks at a cut; the audio is cut where it starts
 
 
@@ -240,6 +249,33 @@ def evaluate(train: list[Clip], held: list[Clip]) -> dict:
     return out
 
 
+def band_report(clips: list[Clip]) -> dict:
+    """The shipped judge and semantic_vad's bands (eagerness auto) on these clips: finished turns' silence
+    wait, and the share of unfinished ones each mid-sentence pause length would cut off."""
+    from assistant.turn_judge import BOTH
+    from audio.endpoint import EAGERNESS
+
+    cfg = EAGERNESS["auto"]
+    wait = np.array([cfg.silence_needed_ms(BOTH(c.p_audio, c.p_text)) for c in clips])  # [N] ms
+    finished = np.array([c.label == 1 for c in clips])
+    bands = {"complete": cfg.complete_silence_ms, "unsure": cfg.unsure_silence_ms, "max": cfg.max_wait_ms}
+
+    def shares(mask):
+        return {name: round(float(np.mean(wait[mask] == ms)), 3) for name, ms in bands.items()}
+
+    return {
+        "finished_band": shares(finished),
+        "unfinished_band": shares(~finished),
+        "finished_wait_ms": {
+            "median": float(np.median(wait[finished])),
+            "mean": round(float(wait[finished].mean())),
+        },
+        "cut_off_by_pause_s": {
+            str(s): round(float(np.mean(wait[~finished] < s * 1000)), 3) for s in CUT_PAUSES_S
+        },
+    }
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -272,7 +308,7 @@ def describe(clips: list[Clip]) -> dict:
     return {"clips": len(clips), "sentences": len({c.sentence for c in clips}), **kinds, **engines}
 
 
-def print_table(stats: dict, results: dict, ms: dict) -> None:
+def print_table(stats: dict, results: dict, ms: dict, bands: dict) -> None:
     print(f"labelled set: {stats}")
     print(
         f"{'signal':<10} {'threshold':>9} {'precision':>9} {'recall':>7}  said complete (held-out)  weights"
@@ -282,6 +318,7 @@ def print_table(stats: dict, results: dict, ms: dict) -> None:
         head = f"{name:<10} {r['threshold']:>9.3f} {r['precision']:>9.3f} {r['recall']:>7.3f}"
         print(f"{head}  {kinds:<24} {r['weights']}")
     print("ms per call: " + ", ".join(f"{k} {v:.1f}" for k, v in ms.items()))
+    print(f"semantic_vad (auto) on held-out, the shipped judge: {bands}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,13 +349,15 @@ def main(argv: list[str] | None = None) -> int:
         "whisper_transcribe": time_calls(lambda x: asr.transcribe(x), sample),
     }
     stats = {"all": describe(clips), "train": describe(train), "held_out": describe(held)}
-    print_table(stats["all"], results, ms)
+    bands = band_report(held)
+    print_table(stats["all"], results, ms, bands)
     record = {
         "bench": "turn_eval",
         "quick": args.quick,
         "trailing_silence_ms": TRAILING_SILENCE_MS,
         "set": stats,
         "results": results,
+        "semantic_vad_bands": bands,
         "ms_per_call": {k: round(v, 1) for k, v in ms.items()},
     }
     print(json.dumps(record))

@@ -82,6 +82,51 @@ def test_an_unfinished_request_waits_for_the_long_silence(asr, judge):
     assert next(e for e in events if isinstance(e, Turn)).p_complete < SEMANTIC.threshold
 
 
+class FixedJudge:
+    """A judge whose verdict is fixed: tests the state machine's bands, not the judge."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def p_audio(self, audio_16k):
+        return None
+
+    def p_complete(self, p_audio, text):
+        return self.p
+
+
+@pytest.mark.parametrize(
+    "p, band",
+    [(0.9, "complete"), (0.3, "unsure"), (0.05, "max")],
+    ids=["finished", "maybe-finished", "unfinished"],
+)
+def test_each_verdict_band_ends_the_turn_after_its_silence(asr, p, band):
+    cfg = SEMANTIC
+    assert cfg.complete_silence_ms < cfg.unsure_silence_ms < cfg.max_wait_ms
+    assert (cfg.threshold <= p) == (band == "complete")
+    assert (cfg.unsure_threshold <= p) == (band != "max")
+    with Endpointer(EndpointConfig(semantic=cfg), asr, judge=FixedJudge(p)) as ep:
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+    waited = stop_after_speech_ms(events)
+    wanted = {"complete": cfg.complete_silence_ms, "unsure": cfg.unsure_silence_ms, "max": cfg.max_wait_ms}[
+        band
+    ]
+    # Never sooner than the band's silence; later only by what Whisper and a VAD frame take (run() waits
+    # for the judge at each chunk, so the verdict is in when the silence has lasted pause_ms + one chunk).
+    assert wanted <= waited < max(wanted, cfg.complete_silence_ms + 400) + 100, (band, waited)
+    assert any(isinstance(e, TurnLikely) for e in events) == (band != "max")
+    assert ep.stats["ended_unsure"] == int(band == "unsure")
+
+
+def test_semantic_bands_are_validated():
+    with pytest.raises(ValueError, match="unsure_silence_ms"):
+        SemanticConfig(complete_silence_ms=500, unsure_silence_ms=300)
+    with pytest.raises(ValueError, match="unsure_threshold"):
+        SemanticConfig(threshold=0.4, unsure_threshold=0.6)
+    for level in EAGERNESS.values():
+        assert level.complete_silence_ms <= level.unsure_silence_ms <= level.max_wait_ms
+
+
 def test_without_a_judge_the_silence_rule_stays(asr):
     cfg = EndpointConfig(semantic=SEMANTIC)  # asked for, but no judge to ask: silence only
     with Endpointer(cfg, asr, judge=None) as ep:
@@ -161,7 +206,9 @@ async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, 
     # An eager judge (any pause counts as an end) with a long confirmation: the first half of the
     # request starts a held reply, the second half throws it away, and one turn gets one reply.
     # The pause is long enough for Whisper to finish in it even on a loaded machine.
-    monkeypatch.setitem(endpoint.EAGERNESS, "auto", SemanticConfig(MID_PAUSE_MS + 1000, 5000, threshold=1e-6))
+    monkeypatch.setitem(
+        endpoint.EAGERNESS, "auto", SemanticConfig(MID_PAUSE_MS + 1000, 5000, 1e-6, MID_PAUSE_MS + 1000, 1e-6)
+    )
     s = Session(engines, session_config())
     got: list = []
     try:
