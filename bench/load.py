@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -248,8 +249,25 @@ async def phase_load(server, clips, voice: int, text: int, seconds: float) -> di
     return summarise(tally, rss, time.monotonic() - started, voice, text)
 
 
+def rss_growth_pct(samples: list[tuple[float, float]]) -> float | None:
+    """Memory growth over a soak: the median RSS of its last quarter against that of its second quarter.
+    The first quarter is warm-up (allocator pools, caches sized by the longest texts and replies so far),
+    and single samples swing by ~5% with the replies in flight, so neither end alone says much.
+    samples: (seconds, MB), in time order."""
+    if len(samples) < 8:
+        return None
+    t0, span = samples[0][0], samples[-1][0] - samples[0][0]
+
+    def median_between(a: float, b: float) -> float:
+        return statistics.median(mb for t, mb in samples if a * span <= t - t0 <= b * span)
+
+    base = median_between(0.25, 0.5)
+    return round(100 * (median_between(0.75, 1.0) - base) / base, 1)
+
+
 async def phase_soak(server, clips, turns: int, voice: int, text: int, max_s: float) -> dict:
-    """Turns until `turns` completed; RSS after WARMUP_TURNS against RSS at the end."""
+    """Turns until `turns` completed; memory over the soak (rss_growth_pct), and RSS after WARMUP_TURNS
+    against RSS at the end (warm-up included)."""
     started = time.monotonic()
     budget = Budget(max_s, turns)
     tally, rss = await run_sessions(server, voice, text, budget, clips, SOAK_TEXT_GAP_S)
@@ -257,10 +275,10 @@ async def phase_soak(server, clips, turns: int, voice: int, text: int, max_s: fl
     ends = sorted(t.at for t in tally.turns if t.ok)
     warm = rss.at(ends[min(WARMUP_TURNS, len(ends)) - 1]) if ends else None
     end = rss.samples[-1][1] if rss.samples else None
-    growth = round(100 * (end - warm) / warm, 1) if warm and end else None
+    from_warmup = round(100 * (end - warm) / warm, 1) if warm and end else None
     out.update(target_turns=turns, completed=tally.completed(), warmup_turns=WARMUP_TURNS)
     out.update(rss_after_warmup_mb=warm and round(warm, 1), rss_end_mb=end and round(end, 1))
-    out["rss_growth_pct"] = growth
+    out.update(rss_growth_from_warmup_pct=from_warmup, rss_growth_pct=rss_growth_pct(rss.samples))
     return out
 
 
@@ -386,7 +404,8 @@ def print_report(result: dict) -> None:
         s = result["soak"]
         print(
             f"soak: {s['completed']} turns, RSS {s['rss_after_warmup_mb']} MB after {s['warmup_turns']} "
-            f"turns -> {s['rss_end_mb']} MB at the end ({s['rss_growth_pct']}%)"
+            f"turns -> {s['rss_end_mb']} MB at the end ({s['rss_growth_from_warmup_pct']}%); last quarter's "
+            f"median against the second quarter's: {s['rss_growth_pct']}%"
         )
     if result.get("capacity"):
         cap = result["capacity"]

@@ -1,8 +1,8 @@
 """Timers, alarms and reminders of one conversation, and the three tools that drive them.
 
-`Timers` only keeps state and answers "what is due": it never sleeps or schedules. The session asks
-`next_deadline()`, waits on its own event loop, then takes what fired with `pop_due()` and speaks
-`announcement(timer)`. Deadlines are monotonic, so a wall-clock jump (NTP, DST) cannot fire a timer early
+`Timers` only keeps state and answers "what is due": it never sleeps or schedules. The session's
+`TimerWatch` (assistant/timer_watch.py) asks `next_deadline()`, waits on the event loop, then takes what
+fired with `pop_due()` and has `announcement(timer)` spoken. Deadlines are monotonic, so a wall-clock jump (NTP, DST) cannot fire a timer early
 or late; the wall time is kept only to say and list them.
 """
 
