@@ -2,8 +2,8 @@
 
 `Timers` only keeps state and answers "what is due": it never sleeps or schedules. The session's
 `TimerWatch` (assistant/timer_watch.py) asks `next_deadline()`, waits on the event loop, then takes what
-fired with `pop_due()` and has `announcement(timer)` spoken. Deadlines are monotonic, so a wall-clock jump (NTP, DST) cannot fire a timer early
-or late; the wall time is kept only to say and list them.
+fired with `pop_due()` and has `announcement(timer)` spoken. Deadlines are monotonic, so a wall-clock
+jump (NTP, DST) cannot fire a timer early or late; the wall time is kept only to say and list them.
 """
 
 from __future__ import annotations
