@@ -168,7 +168,7 @@ def test_a_failing_judge_is_reported_once_and_the_silence_rule_ends_the_turn(asr
     assert [e.code for e in errors] == ["turn_detection_failed"] and "broke" in errors[0].message
     assert stop_after_speech_ms(events) >= SEMANTIC.max_wait_ms  # no verdict: the long silence decides
     turn = next(e for e in events if isinstance(e, Turn))
-    assert "timer" in turn.text.lower() and turn.speculative  # the transcript itself was fine
+    assert turn.text.strip() and turn.speculative  # the speculative transcript itself was fine and kept
 
 
 @pytest.mark.parametrize("semantic", [SEMANTIC, None], ids=["semantic_vad", "server_vad"])
@@ -179,7 +179,7 @@ def test_a_failing_speculative_transcription_is_reported_and_the_turn_transcribe
     errors = [e for e in events if isinstance(e, EndpointError)]
     turns = [e for e in events if isinstance(e, Turn)]
     assert broken.failed == 1 and len(turns) == 1, events
-    assert "timer" in turns[0].text.lower() and not turns[0].speculative
+    assert turns[0].text.strip() and not turns[0].speculative  # transcribed again at the end of the turn
     assert [e.code for e in errors] == ["transcription_failed"], errors  # reported once
 
 
