@@ -94,11 +94,15 @@ class TurnJudge:
             return self.text.p_end_words(text)
 
     def p_complete(self, p_audio: float | None, text: str) -> float:
-        p_text = self.p_text(text)
-        if p_audio is not None and p_text is not None:
-            return BOTH(p_audio, p_text)
-        if p_text is not None:
-            return TEXT_ONLY(None, p_text)
-        if p_audio is not None:
-            return AUDIO_ONLY(p_audio, None)
-        return 0.0  # nothing was said: not a turn
+        return combine(p_audio, self.p_text(text))
+
+
+def combine(p_audio: float | None, p_text: float | None) -> float:
+    """The calibrated verdict from whichever signals there are (each None when missing)."""
+    if p_audio is not None and p_text is not None:
+        return BOTH(p_audio, p_text)
+    if p_text is not None:
+        return TEXT_ONLY(None, p_text)
+    if p_audio is not None:
+        return AUDIO_ONLY(p_audio, None)
+    return 0.0  # nothing was said: not a turn

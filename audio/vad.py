@@ -240,9 +240,7 @@ class StreamingVad:
         if self.state == self.SPEAKING:
             self._speech_end = self.pos
         self.state = self.QUIET
-        stopped = self._stopped()
-        stopped.capped = True
-        return stopped
+        return self._stopped(capped=True)
 
     def flush(self) -> list[VadEvent]:
         """End of stream: close an open utterance (its end is the pause point, or the end of the audio)."""
@@ -273,10 +271,9 @@ class StreamingVad:
         self.state = self.QUIET
         return self._stopped()
 
-    def _stopped(self) -> SpeechStopped:
-        return SpeechStopped(
-            self._ms(self._speech_end), self._ms(self.pos), self.speech_audio(self._ms(self.pos))
-        )
+    def _stopped(self, capped: bool = False) -> SpeechStopped:
+        end, now = self._ms(self._speech_end), self._ms(self.pos)
+        return SpeechStopped(end, now, self.speech_audio(now), capped=capped)
 
     # -- audio access ---------------------------------------------------------------------------------
     def _keep(self, frame: np.ndarray) -> None:

@@ -252,11 +252,11 @@ def evaluate(train: list[Clip], held: list[Clip]) -> dict:
 def band_report(clips: list[Clip]) -> dict:
     """The shipped judge and semantic_vad's bands (eagerness auto) on these clips: finished turns' silence
     wait, and the share of unfinished ones each mid-sentence pause length would cut off."""
-    from assistant.turn_judge import BOTH
+    from assistant.turn_judge import combine
     from audio.endpoint import EAGERNESS
 
     cfg = EAGERNESS["auto"]
-    wait = np.array([cfg.silence_needed_ms(BOTH(c.p_audio, c.p_text)) for c in clips])  # [N] ms
+    wait = np.array([cfg.silence_needed_ms(combine(c.p_audio, c.p_text)) for c in clips])  # [N] ms
     finished = np.array([c.label == 1 for c in clips])
     bands = {"complete": cfg.complete_silence_ms, "unsure": cfg.unsure_silence_ms, "max": cfg.max_wait_ms}
 
