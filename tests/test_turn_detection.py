@@ -97,7 +97,7 @@ class FixedJudge:
 
 @pytest.mark.parametrize(
     "p, band",
-    [(0.9, "complete"), (0.3, "unsure"), (0.05, "max")],
+    [(0.9, "complete"), (0.4, "unsure"), (0.05, "max")],
     ids=["finished", "maybe-finished", "unfinished"],
 )
 def test_each_verdict_band_ends_the_turn_after_its_silence(asr, p, band):
