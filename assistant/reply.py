@@ -83,6 +83,7 @@ class ReplyStream:
     ):
         self.reply, self.engines, self._emit, self.turns = reply, engines, emit, turns
         self.speaks = "audio" in reply.modalities and engines.tts is not None
+        self._voiced = asyncio.Event()  # piper has made the reply's first audio (or stopped)
 
     async def run(self, messages: list[dict], session_id: str, tools=None) -> None:
         """Stream the reply to `messages`. `tools`: the reply's ToolTurn (None: no tools offered).
@@ -181,17 +182,32 @@ class ReplyStream:
         await self.emit(F.TextDelta(r.turn_id, r.response_id, r.item_id, text, self.speaks, r.message_index))
         for piece in chunker.push(text) if chunker is not None else ():
             await _put(pieces, piece, tts)
+            await self._first_audio_first(tts)
+
+    async def _first_audio_first(self, tts: asyncio.Task) -> None:
+        """The LM waits while piper makes the reply's first audio: on a small CPU the two slow each other
+        down, and the LM, far ahead of speech, loses nothing by the wait (bench.voice_latency's
+        first_audio)."""
+        if self._voiced.is_set():
+            return
+        voiced = asyncio.ensure_future(self._voiced.wait())
+        await asyncio.wait({voiced, tts}, return_when=asyncio.FIRST_COMPLETED)
+        voiced.cancel()
 
     async def _speak(self, pieces: asyncio.Queue) -> None:
-        while (piece := await pieces.get()) is not None:
-            tts = self.engines.tts.synthesize_piece(piece, rate=pcm.SAMPLE_RATE_API)
-            it = ThreadIter(tts, self.engines.tts_lock)
-            try:
-                while (chunk := await it.next()) is not END:
-                    if not await self._send_audio(piece, chunk.samples, chunk.sample_rate):
-                        return
-            finally:
-                await it.aclose()
+        try:
+            while (piece := await pieces.get()) is not None:
+                tts = self.engines.tts.synthesize_piece(piece, rate=pcm.SAMPLE_RATE_API)
+                it = ThreadIter(tts, self.engines.tts_lock)
+                try:
+                    while (chunk := await it.next()) is not END:
+                        self._voiced.set()
+                        if not await self._send_audio(piece, chunk.samples, chunk.sample_rate):
+                            return
+                finally:
+                    await it.aclose()
+        finally:
+            self._voiced.set()
 
     async def _send_audio(self, piece: str, samples, rate: int) -> bool:
         """Send one synthesized chunk in AUDIO_FRAME_MS frames, paced; False once the reply is stale."""

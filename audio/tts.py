@@ -5,10 +5,14 @@
         play(chunk.samples)                        # float32 [N] at chunk.sample_rate
     # closing the iterator (gen.close(), or breaking out of the loop) stops before the next piece
 
-Text is cut into speakable pieces by `SentenceChunker`: whole sentences, except that a long *first* sentence
-gives its first clause on its own so the first audio comes early (piper's cost grows with the text it is
-given). The same chunker takes streaming LLM text in the pipeline: `push(delta) -> [piece, ...]`, then
-`flush()` at the end of the reply.
+Text is cut into speakable pieces by `SentenceChunker`: whole sentences, except that a *first* sentence
+longer than `ChunkerConfig.first_sentence_split_chars` (24) gives its first clause on its own so the first
+audio comes early. The clause ends at clause punctuation (, ; : — –) or just before a connective word that
+opens one ("What do you get | when you cross ..."). Both costs of a long first piece add up: the LM streams
+~1 word per 30 ms and piper takes ~70 ms for a 20-char piece but ~190 ms for a 52-char one, so a whole
+"What do you get when you cross finals and a chicken?" gave its first audio only after ~390 ms of LM text
++ ~186 ms of piper. The same chunker takes streaming LLM text in the pipeline: `push(delta) -> [piece, ...]`,
+then `flush()` at the end of the reply.
 """
 
 from __future__ import annotations
@@ -53,7 +57,38 @@ _ABBREVIATIONS = frozenset(
     ]
 )
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|\n+")
+_SENTENCE_FINAL = re.compile(r"[.!?…][\"')\]]*\s*$")  # a piece that ends its sentence
+SILENCE_LEVEL = 0.01  # |sample| below this is silence when trimming piper's pauses (full scale 1.0)
+MAX_KEPT_SILENCE_MS = 1000.0
 _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
+# A whole word after whitespace, proven complete by the whitespace or clause punctuation after it: "so" in a
+# streaming "sooner" never matches. Sentence punctuation is left out: "I think so." opens no clause.
+_CLAUSE_WORD = re.compile(r"(?<=\s)\w+(?=[\s,;:—–])")
+# Lower-case words that open a clause: the first piece may end just before one.
+CONNECTIVES = frozenset(
+    [
+        "when",
+        "because",
+        "and",
+        "but",
+        "so",
+        "if",
+        "that",
+        "which",
+        "who",
+        "while",
+        "since",
+        "or",
+        "until",
+        "unless",
+        "although",
+        "though",
+        "where",
+        "whether",
+        "after",
+        "before",
+    ]
+)
 
 
 @dataclass
@@ -61,12 +96,20 @@ class ChunkerConfig:
     """How text is cut into pieces for the synthesizer."""
 
     first_clause_min_chars: int = 10  # a clause break only counts once the first piece is this long
-    first_sentence_split_chars: int = 40  # only split the first sentence at a clause when it is longer
+    # ... and a cut before a connective only once it has this many words ("And then" gives no "And" piece)
+    first_clause_min_words: int = 2
+    # Only split the first sentence when it is longer: up to here piper is cheap (~70 ms for 20 chars) and the
+    # LM has it out within ~5 words, so a whole short first sentence costs little; longer ones wait on more LM
+    # text and more piper time (~190 ms for 52 chars).
+    first_sentence_split_chars: int = 24
     max_chars: int = 240  # no punctuation for this long: cut at the last space (keeps piper calls bounded)
 
     def __post_init__(self):
-        if self.first_clause_min_chars < 1 or self.first_sentence_split_chars < 1:
-            raise ValueError("first_clause_min_chars and first_sentence_split_chars must be >= 1")
+        minimums = (self.first_clause_min_chars, self.first_clause_min_words, self.first_sentence_split_chars)
+        if min(minimums) < 1:
+            raise ValueError(
+                "first_clause_min_chars, first_clause_min_words and first_sentence_split_chars must be >= 1"
+            )
         if self.max_chars < 16:
             raise ValueError(f"max_chars must be >= 16, got {self.max_chars}")
 
@@ -126,17 +169,33 @@ class SentenceChunker:
         return None
 
     def _first_clause_end(self, buf: str, sentence_end: int | None) -> int | None:
-        if (
-            sentence_end is not None
-            and len(buf[:sentence_end].strip()) <= self.cfg.first_sentence_split_chars
-        ):
-            return None
-        limit = sentence_end if sentence_end is not None else len(buf)
-        if sentence_end is None and len(buf) <= self.cfg.first_sentence_split_chars:
-            return None  # the sentence may still end soon; wait for more text
-        for m in _CLAUSE_END.finditer(buf, 0, limit):
-            if len(buf[: m.end()].strip()) >= self.cfg.first_clause_min_chars:
+        """Where the first piece may end before its sentence does: the earliest qualifying clause punctuation
+        end or connective start. Every condition looks only at text up to just past the cut, and a sentence
+        still streaming only grows, so the answer never changes as more text arrives."""
+        text = buf if sentence_end is None else buf[:sentence_end]
+        if len(text.strip()) <= self.cfg.first_sentence_split_chars:
+            return None  # said whole (or, still streaming, it may yet end short: wait for more text)
+        cuts = [c for c in (self._clause_cut(text), self._connective_cut(text)) if c is not None]
+        return min(cuts) if cuts else None
+
+    def _clause_cut(self, text: str) -> int | None:
+        """End of the first clause punctuation that leaves a piece of >= first_clause_min_chars."""
+        for m in _CLAUSE_END.finditer(text):
+            if len(text[: m.end()].strip()) >= self.cfg.first_clause_min_chars:
                 return m.end()
+        return None
+
+    def _connective_cut(self, text: str) -> int | None:
+        """Start of the first connective word whose piece before it has enough chars and words."""
+        for m in _CLAUSE_WORD.finditer(text):
+            if m.group().lower() not in CONNECTIVES:
+                continue
+            head = text[: m.start()].strip()
+            if (
+                len(head) >= self.cfg.first_clause_min_chars
+                and len(head.split()) >= self.cfg.first_clause_min_words
+            ):
+                return m.start()
         return None
 
 
@@ -178,6 +237,11 @@ class TtsConfig:
     )
     volume: float = 0.9  # piper normalises each piece to full scale; leave headroom for resampling
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
+    # piper starts every piece with ~50 ms of silence and ends it with ~140-190 ms (measured on joe).
+    # Before the first sound that is only delay; after a piece cut mid-sentence (at a comma or before
+    # "when") it is a pause the speaker would not make. None keeps piper's audio as it is.
+    lead_silence_ms: float | None = 15.0  # silence kept before a piece's first sound
+    clause_gap_ms: float | None = 80.0  # silence kept after a piece that does not end its sentence
 
     def __post_init__(self):
         if self.length_scale is not None and not (0.1 <= self.length_scale <= 5.0):
@@ -188,6 +252,10 @@ class TtsConfig:
                 raise ValueError(f"{name} must be in [0, 2], got {v}")
         if not (0.0 < self.volume <= 1.0):
             raise ValueError(f"volume must be in (0, 1], got {self.volume}")
+        for name in ("lead_silence_ms", "clause_gap_ms"):
+            v = getattr(self, name)
+            if v is not None and not (0.0 <= v <= MAX_KEPT_SILENCE_MS):
+                raise ValueError(f"{name} must be in [0, {MAX_KEPT_SILENCE_MS}] ms or None, got {v}")
 
 
 def resolve_voice(spec: str | None = None) -> Path:
@@ -269,11 +337,25 @@ class Synthesizer:
             x = np.asarray(ch.audio_float_array, dtype=np.float32).reshape(-1)  # [N]
             if x.size == 0:
                 continue
+            x = self._trimmed(x, ch.sample_rate, ends_sentence=_SENTENCE_FINAL.search(piece) is not None)
             if out_rate != ch.sample_rate:
                 x = pcm.resample(x, ch.sample_rate, out_rate)
             t1 = time.perf_counter()
             yield AudioChunk(x, out_rate, piece, synth_ms=(t1 - t0) * 1000.0)
             t0 = time.perf_counter()
+
+    def _trimmed(self, x: np.ndarray, rate: int, ends_sentence: bool) -> np.ndarray:
+        """x without the silence beyond lead_silence_ms before its first sound and, for a piece that
+        stops mid-sentence, beyond clause_gap_ms after its last."""
+        loud = np.flatnonzero(np.abs(x) >= SILENCE_LEVEL)
+        if loud.size == 0:
+            return x
+        start, end = 0, len(x)
+        if self.cfg.lead_silence_ms is not None:
+            start = max(0, int(loud[0]) - pcm.ms_to_samples(self.cfg.lead_silence_ms, rate))
+        if self.cfg.clause_gap_ms is not None and not ends_sentence:
+            end = min(len(x), int(loud[-1]) + 1 + pcm.ms_to_samples(self.cfg.clause_gap_ms, rate))
+        return x[start:end]
 
     def with_config(self, **kw) -> Synthesizer:
         """Same loaded voice, other settings (e.g. length_scale)."""

@@ -11,7 +11,8 @@ heard when it decides):
 Every clip is transcribed by the bundled Whisper, so the text judge sees real ASR output.
 Sentences (not clips) are split into train and held-out; the calibrated combinations are fitted on
 train and reported on held-out: precision and recall of "complete" at the threshold chosen on
-train, for audio only (Smart Turn v3), text only (the AR twin's p_end_words) and both. Then the
+train, for audio only (Smart Turn v3), the words (the AR twin's p_end_words; the counted sentence ends of
+dlm_core.sentence_ends; both) and all three (the shipped judge). Then the
 server's own judge (assistant.turn_judge, as shipped) and semantic_vad's bands (eagerness auto) on the
 held-out clips: how long finished turns wait, and the share of unfinished ones a pause of each length
 would end (a cut-off). Transcripts
@@ -74,6 +75,7 @@ class Clip:
     p_audio: float
     p_text: float = 0.0  # TextTurnEnd.p_end_words(transcript)
     p_text_raw: float = 0.0  # TextTurnEnd.p_end(transcript), for comparison
+    p_counts: float = 0.0  # SentenceEnds.p_end(transcript)
 
     @property
     def label(self) -> int:
@@ -217,7 +219,10 @@ SIGNALS = {  # name -> the clip's features fed to the logistic combination
     "audio": lambda c: [c.p_audio],
     "text": lambda c: [c.p_text],
     "text_raw": lambda c: [c.p_text_raw],
-    "combined": lambda c: [c.p_audio, c.p_text],
+    "counts": lambda c: [c.p_counts],
+    "words": lambda c: [c.p_text, c.p_counts],  # turn_judge.WORDS_ONLY
+    "audio+text": lambda c: [c.p_audio, c.p_text],  # the judge before the counted sentence ends
+    "combined": lambda c: [c.p_audio, c.p_text, c.p_counts],  # turn_judge.ALL
 }
 
 
@@ -252,11 +257,12 @@ def evaluate(train: list[Clip], held: list[Clip]) -> dict:
 def band_report(clips: list[Clip]) -> dict:
     """The shipped judge and semantic_vad's bands (eagerness auto) on these clips: finished turns' silence
     wait, and the share of unfinished ones each mid-sentence pause length would cut off."""
-    from assistant.turn_judge import combine
+    from assistant.turn_judge import Words, combine
     from audio.endpoint import EAGERNESS
 
     cfg = EAGERNESS["auto"]
-    wait = np.array([cfg.silence_needed_ms(combine(c.p_audio, c.p_text)) for c in clips])  # [N] ms
+    verdicts = [combine(c.p_audio, Words(c.p_text, c.p_counts)) for c in clips]
+    wait = np.array([cfg.silence_needed_ms(p) for p in verdicts])  # [N] ms
     finished = np.array([c.label == 1 for c in clips])
     bands = {"complete": cfg.complete_silence_ms, "unsure": cfg.unsure_silence_ms, "max": cfg.max_wait_ms}
 
@@ -290,7 +296,7 @@ def time_calls(fn, arg) -> float:
     return float(np.median(times))
 
 
-def build_set(sentences: range, voices: list, asr, turn, judge) -> list[Clip]:
+def build_set(sentences: range, voices: list, asr, turn, judge, ends) -> list[Clip]:
     clips = []
     for i in sentences:
         for voice in voices:
@@ -299,6 +305,7 @@ def build_set(sentences: range, voices: list, asr, turn, judge) -> list[Clip]:
     for c in clips:
         c.p_text = judge.p_end_words(c.transcript)
         c.p_text_raw = judge.p_end(c.transcript)
+        c.p_counts = ends.p_end(c.transcript)
     return clips
 
 
@@ -331,13 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from audio.smart_turn import SmartTurn
+    from dlm_core.sentence_ends import SentenceEnds
     from dlm_core.turn_end import TextTurnEnd
 
     torch.set_num_threads(1)  # as the judge runs beside ASR and the LM on a small CPU
     asr, turn, judge = speech.load_transcriber(), SmartTurn.load(), TextTurnEnd.load()
     n = QUICK_SENTENCES if args.quick else len(SENTENCES)
     voices = VOICES[:: len(VOICES) // QUICK_VOICES] if args.quick else VOICES
-    clips = build_set(range(n), voices, asr, turn, judge)
+    ends = SentenceEnds.load()
+    clips = build_set(range(n), voices, asr, turn, judge, ends)
     held = [c for c in clips if c.sentence % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
     train = [c for c in clips if c.sentence % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
     results = evaluate(train, held)
@@ -346,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "smart_turn": time_calls(turn.predict, sample),
         "text_p_end_words": time_calls(judge.p_end_words, clips[0].transcript),
         "text_p_end": time_calls(judge.p_end, clips[0].transcript),
+        "sentence_ends": time_calls(ends.p_end, clips[0].transcript),
         "whisper_transcribe": time_calls(lambda x: asr.transcribe(x), sample),
     }
     stats = {"all": describe(clips), "train": describe(train), "held_out": describe(held)}

@@ -7,8 +7,10 @@ side in one run, for each turn detection (`semantic_vad`, the server default, an
 500 ms silence rule):
 - latency: speaks each question (piper speech, streamed in real time in 20 ms chunks) and reads the
   server's `dlm.turn_metrics`: voice-to-voice is the server's figure, from the end of the user's speech
-  (the VAD's speech end) to the first reply audio sent; `client` is what this client saw, from the end
-  of the question's audio leaving it to the first audio delta arriving. Median and p90 per stage.
+  (the VAD's speech end) to the first reply audio sent; `client` is what this client saw, from the
+  question's last sound leaving it to the first audio delta arriving, and `client_audible` to the first
+  reply sound (piper begins a piece with silence: audio played from its arrival). Median and p90 per
+  stage.
 - cut-offs: requests spoken with a pause in the middle ("I'd like to book a table for ... two people
   tomorrow evening."), one per pause length; a request heard as more than one turn was cut off.
 Then the server's speculation counters (replies started in a pause, used, discarded, and the work the
@@ -32,7 +34,7 @@ import urllib.request
 import numpy as np
 
 from audio import pcm
-from audio.tts import Synthesizer
+from audio.tts import SILENCE_LEVEL, Synthesizer
 from dlm_core.presets import PRESET_NAMES
 
 QUESTIONS = [
@@ -46,7 +48,7 @@ QUESTIONS = [
 SPLIT_REQUESTS = [
     ("I would like to book a table for", "two people tomorrow evening."),
     ("Can you tell me a joke about", "cats and dogs?"),
-    ("Please remind me to call my mother", "when I get home tonight."),
+    ("Please remind me to call my mother at", "six o'clock tonight."),
     ("What is a good movie to watch with", "my kids this weekend?"),
 ]
 PAUSES_S = (0.3, 0.6, 0.9, 1.2)
@@ -98,9 +100,18 @@ def silence(seconds: float) -> np.ndarray:
 
 
 def clip(*parts: np.ndarray) -> tuple[np.ndarray, float]:
-    """Lead silence + parts + trailing silence, and where the speech ends (seconds into the clip)."""
+    """Lead silence + parts + trailing silence, and where the speech ends: its last sound (seconds into
+    the clip; piper ends a sentence with silence, which is not speech)."""
     body = np.concatenate(parts)
-    return np.concatenate([silence(LEAD_S), body, silence(TRAIL_S)]), LEAD_S + len(body) / pcm.SAMPLE_RATE_API
+    end = first_sound(body[::-1])
+    end_s = LEAD_S + (len(body) - (end if end is not None else 0)) / pcm.SAMPLE_RATE_API
+    return np.concatenate([silence(LEAD_S), body, silence(TRAIL_S)]), end_s
+
+
+def first_sound(x: np.ndarray) -> int | None:
+    """Index of the first sample at or above SILENCE_LEVEL, None if there is none."""
+    loud = np.flatnonzero(np.abs(x) >= SILENCE_LEVEL)
+    return int(loud[0]) if loud.size else None
 
 
 async def run_clip(port: int, audio: np.ndarray, speech_end_s: float, mode: str) -> dict:
@@ -109,6 +120,7 @@ async def run_clip(port: int, audio: np.ndarray, speech_end_s: float, mode: str)
 
     client = AsyncOpenAI(api_key="unused", base_url=f"http://127.0.0.1:{port}/v1")
     out = {"heard": [], "said": "", "latency_ms": None, "client_ms": None, "metrics": 0}
+    out.update(client_audible_ms=None, reply_samples=0)
     async with client.realtime.connect(model="dlm") as conn:
         td = MODES[mode]
         await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": td}}})
@@ -139,8 +151,8 @@ async def _read(conn, out: dict, speech_end_at: float) -> None:
     async for ev in conn:
         if ev.type == "conversation.item.input_audio_transcription.completed":
             out["heard"].append(ev.transcript)
-        elif ev.type == "response.output_audio.delta" and out["client_ms"] is None:
-            out["client_ms"] = 1000 * (time.perf_counter() - speech_end_at)
+        elif ev.type == "response.output_audio.delta" and out["client_audible_ms"] is None:
+            _first_reply_audio(out, ev.delta, 1000 * (time.perf_counter() - speech_end_at))
         elif ev.type == "response.output_audio_transcript.delta":
             out["said"] += ev.delta
         elif ev.type == "error":
@@ -149,6 +161,19 @@ async def _read(conn, out: dict, speech_end_at: float) -> None:
             lat = ev.latency_ms
             out["latency_ms"] = lat if isinstance(lat, dict) else dict(lat)
             out["metrics"] += 1
+
+
+def _first_reply_audio(out: dict, delta: str, at_ms: float) -> None:
+    """Reply audio before its first sound: when it arrived, and when that sound plays (audio plays from
+    its first delta's arrival at SAMPLE_RATE_API)."""
+    if out["client_ms"] is None:
+        out["client_ms"] = at_ms
+    x = pcm.int16_bytes_to_float(base64.b64decode(delta))
+    sound = first_sound(x)
+    if sound is not None:
+        played_from = out["client_ms"] + 1000 * (out["reply_samples"] + sound) / pcm.SAMPLE_RATE_API
+        out["client_audible_ms"] = max(at_ms, played_from)
+    out["reply_samples"] += len(x)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -176,8 +201,8 @@ def cutoff_rows(port: int, split_clips: list, mode: str) -> list[dict]:
 
 def stage_stats(rows: list[dict]) -> dict:
     out = {}
-    for s in (*STAGES, "client"):
-        vals = [r["client_ms"] if s == "client" else (r["latency_ms"] or {}).get(s) for r in rows]
+    for s in (*STAGES, "client", "client_audible"):
+        vals = [r.get(f"{s}_ms") if s.startswith("client") else (r["latency_ms"] or {}).get(s) for r in rows]
         vals = [v for v in vals if v is not None]
         if vals:
             out[s] = {"median": round(statistics.median(vals)), "p90": round(percentile(vals, 0.9))}
@@ -250,7 +275,10 @@ def main(argv=None) -> int:
                 "stages": stage_stats(rows),
                 "cutoff_rate": cutoff_rates(cuts),
                 "cutoffs": [c for c in cuts if c["turns"] > 1],
-                "turns_ms": [dict(r["latency_ms"] or {}, client=r["client_ms"]) for r in rows],
+                "turns_ms": [
+                    dict(r["latency_ms"] or {}, client=r["client_ms"], client_audible=r["client_audible_ms"])
+                    for r in rows
+                ],
             }
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as f:
             speculation = json.loads(f.read())["summary"]["speculation"]

@@ -2,12 +2,24 @@
 and the sentence chunker the pipeline feeds with streaming LLM text."""
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audio.pcm import resample
-from audio.tts import ChunkerConfig, SentenceChunker, Synthesizer, TtsConfig, resolve_voice, split_for_speech
+from audio.tts import (
+    CONNECTIVES,
+    SILENCE_LEVEL,
+    ChunkerConfig,
+    SentenceChunker,
+    Synthesizer,
+    TtsConfig,
+    resolve_voice,
+    split_for_speech,
+)
 from testkit.speech import load_synthesizer, load_transcriber, word_error_rate
 
 LONG_FIRST = (
@@ -106,9 +118,45 @@ def test_config_validation():
         TtsConfig(length_scale=10)
     with pytest.raises(ValueError, match="max_chars"):
         ChunkerConfig(max_chars=3)
+    with pytest.raises(ValueError, match="first_clause_min_words"):
+        ChunkerConfig(first_clause_min_words=0)
+    with pytest.raises(ValueError, match="lead_silence_ms"):
+        TtsConfig(lead_silence_ms=-1)
+    with pytest.raises(ValueError, match="clause_gap_ms"):
+        TtsConfig(clause_gap_ms=5000)
+
+
+def _silence_ms(x: np.ndarray, rate: int) -> tuple[float, float]:
+    """(silence before the first sound, after the last) in ms, at the synthesizer's SILENCE_LEVEL."""
+    loud = np.flatnonzero(np.abs(x) >= SILENCE_LEVEL)
+    return 1000 * loud[0] / rate, 1000 * (len(x) - 1 - loud[-1]) / rate
+
+
+def test_piper_silence_is_trimmed_before_a_piece_and_after_a_piece_cut_mid_sentence(synth):
+    steady = synth.with_config(noise_scale=0.0, noise_w_scale=0.0)  # the same audio every run
+    raw = steady.with_config(lead_silence_ms=None, clause_gap_ms=None)
+    cfg = steady.cfg
+
+    def silences(s, piece):
+        (chunk,) = list(s.synthesize_piece(piece, rate=24000))
+        return _silence_ms(chunk.samples, 24000)
+
+    lead_raw, tail_raw = silences(raw, "What do you get")
+    assert lead_raw > cfg.lead_silence_ms + 20 and tail_raw > cfg.clause_gap_ms + 40  # what piper makes
+    lead, tail = silences(steady, "What do you get")  # cut before "when": the sentence goes on
+    assert lead == pytest.approx(cfg.lead_silence_ms, abs=1) and tail == pytest.approx(
+        cfg.clause_gap_ms, abs=1
+    )
+    lead, tail = silences(steady, "What do you get?")  # the end of a sentence keeps its pause
+    assert lead == pytest.approx(cfg.lead_silence_ms, abs=1) and tail > cfg.clause_gap_ms + 40
 
 
 # ---------------------------------------------------------------------------------------------- chunker
+
+
+def _stream(chunks: list[str]) -> list[str]:
+    ch = SentenceChunker()
+    return [p for c in chunks for p in ch.push(c)] + ch.flush()
 
 
 def test_streaming_chunker_matches_whole_text_split():
@@ -116,8 +164,7 @@ def test_streaming_chunker_matches_whole_text_split():
         "Well, Dr. Smith paid 3.5 dollars for the book, which was a bargain. "
         "It was on sale!\nAnything else? Bye"
     )
-    ch = SentenceChunker()
-    streamed = [p for c in text for p in ch.push(c)] + ch.flush()
+    streamed = _stream(list(text))
     assert streamed == split_for_speech(text)
     assert streamed == [
         "Well, Dr. Smith paid 3.5 dollars for the book,",
@@ -125,6 +172,80 @@ def test_streaming_chunker_matches_whole_text_split():
         "It was on sale!",
         "Anything else?",
         "Bye",
+    ]
+
+
+# Words for random replies: mostly plain ones (connectives inside longer words, abbreviations, numbers), so
+# that a connective is often the first cut; every connective, also capitalised.
+_PLAIN = ["we", "the", "lovely", "sooner", "android", "butter", "whenever", "Dr.", "3.5", "e.g.", "So", "And"]
+_WORDS = _PLAIN * 4 + sorted(CONNECTIVES)
+_SEPARATORS = [" ", " ", " ", "  ", ", ", ". ", "? ", "! ", "; ", " — ", "\n", "... "]
+# Keeps a reply under max_chars: whole text keeps a longer sentence whole, streaming cuts it at max_chars.
+_MAX_WORDS = 16
+_PROPERTY = settings(max_examples=300, deadline=None)
+
+
+@_PROPERTY
+@given(st.data())
+def test_any_streaming_of_a_reply_gives_the_whole_text_pieces(data):
+    """Connective and clause cuts never depend on where the token boundaries fall."""
+    words = data.draw(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=_MAX_WORDS))
+    seps = data.draw(st.lists(st.sampled_from(_SEPARATORS), min_size=len(words), max_size=len(words)))
+    text = "".join(w + s for w, s in zip(words, seps, strict=True))
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(text) - 1)))))
+    tokens = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    # Char by char sees every prefix the chunker could decide on; the random tokens also push several at once.
+    assert _stream(tokens) == _stream(list(text)) == split_for_speech(text)
+
+
+def test_first_piece_ends_before_a_connective_as_soon_as_the_sentence_is_long():
+    words = "What do you get when you cross a cat and a dog? Nobody knows.".split(" ")
+    ch = SentenceChunker()
+    got = [(w, ch.push(w if i == 0 else " " + w)) for i, w in enumerate(words)]
+    got = [(w, pieces) for w, pieces in got if pieces] + [("", ch.flush())]
+    # Out once the sentence outgrows first_sentence_split_chars (24), long before it ends.
+    assert got == [
+        ("cross", ["What do you get"]),
+        ("Nobody", ["when you cross a cat and a dog?"]),
+        ("", ["Nobody knows."]),
+    ]
+
+
+def test_a_short_first_sentence_stays_whole():
+    assert split_for_speech("Sure, I can do that. And then some.") == [
+        "Sure, I can do that.",
+        "And then some.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, pieces",
+    [
+        (
+            "So sooner or later we will all get there, I think.",
+            ["So sooner or later we will all get there,", "I think."],
+        ),
+        (
+            "I think we should leave sooner rather than later.",
+            ["I think we should leave sooner rather than later."],
+        ),
+    ],
+)
+def test_a_connective_inside_a_streaming_word_is_no_cut(text, pieces):
+    """Char by char, "...leave so" is already long enough to cut, but "so" is not yet a whole word."""
+    assert _stream(list(text)) == split_for_speech(text) == pieces
+
+
+def test_a_connective_needs_two_words_before_it():
+    assert split_for_speech("And then we left the house early today.") == [
+        "And then we left the house early today."
+    ]
+    short = ChunkerConfig(first_clause_min_chars=1)
+    assert split_for_speech("Okay so we left the house early.", short) == ["Okay so we left the house early."]
+    one_word = replace(short, first_clause_min_words=1)
+    assert split_for_speech("Okay so we left the house early.", one_word) == [
+        "Okay",
+        "so we left the house early.",
     ]
 
 

@@ -1,7 +1,9 @@
 """End-of-turn judges: the text one on the bundled AR twin, Smart Turn's features against a second
 implementation, and the Smart Turn model itself when pipecat-ai's file is installed."""
 
+import gzip
 import importlib.util
+import json
 import os
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 
 from audio import smart_turn
 from audio.smart_turn import SmartTurn, last_window, log_mel
+from dlm_core.sentence_ends import FORMAT, SentenceEnds, contexts
 from dlm_core.turn_end import TextTurnEnd, strip_final_punctuation
 
 FINISHED = "Please set a timer for ten minutes."
@@ -58,6 +61,51 @@ def test_a_model_without_shifted_logits_is_refused():
 
     with pytest.raises(ValueError, match="logits_shift"):
         TextTurnEnd.load(str(BUNDLED_MODEL))  # the bidirectional diffusion model
+
+
+def test_counted_sentence_ends_know_that_a_preposition_or_article_does_not_end_a_request():
+    ends = SentenceEnds.load()  # the bundled table
+    finished = ["Please set a timer for ten minutes.", "What is the capital of Australia?", "Tell me a joke."]
+    broken = [
+        BROKEN_OFF,
+        "Can you tell me a joke about",
+        "Send a message to Anna and",
+        "Could you read me the",
+    ]
+    low, high = max(ends.p_end(t) for t in broken), min(ends.p_end(t) for t in finished)
+    assert 0.0 <= low < 0.05 and high > 0.3, (low, high)
+    assert ends.p_end("Tell me a joke") == ends.p_end("tell me a JOKE!")  # case, punctuation: not counted
+    assert ends.p_end("") == 0.0 and ends.p_end(" ... ") == 0.0
+
+
+def test_the_sentence_end_table_is_counted_and_backed_off_as_documented(tmp_path):
+    from training import sentence_ends as build  # the counting code (its corpora are read by main() only)
+
+    texts = [
+        ("Set a timer. Stop the timer now.", 2),
+        ("Stop it.", 1),
+        ("What is the capital of Australia?", 5),
+    ]
+    ends, seen, prior = build.count(texts)
+    assert contexts(["the", "timer"], 3) == ["timer", "the timer", "<s> the timer"]
+    assert (ends["timer"], seen["timer"]) == (2, 4)  # ends "Set a timer.", not "Stop the timer now."
+    assert (ends["<s> stop"], seen["<s> stop"]) == (0, 3)
+    assert (ends["it"], seen["it"]) == (1, 1)
+    assert "australia" not in seen  # a sentence of bench.turn_eval's labelled set: left out
+    assert prior == pytest.approx(5 / 16)  # weighted sentences per weighted word
+    data = build.table(ends, seen, prior, min_count=2)
+    assert data["format"] == FORMAT and "it" not in data["counts"] and data["counts"]["timer"] == [2, 4]
+    path = tmp_path / "counts.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    model, a = SentenceEnds.load(path), build.ALPHA
+    p_timer = (2 + a * prior) / (4 + a)
+    assert model.p_end("a timer") == pytest.approx((2 + a * p_timer) / (2 + a))  # "a timer": 2 of 2
+    assert model.p_end("Stop it!") == pytest.approx(prior)  # "it" was pruned, "<s> it" never seen
+    path.write_bytes(gzip.compress(json.dumps({**data, "format": "x"}).encode()))
+    with pytest.raises(ValueError, match="not a sentence-end table"):
+        SentenceEnds.load(path)
+    with pytest.raises(FileNotFoundError, match="training.sentence_ends"):
+        SentenceEnds.load(tmp_path / "missing.json.gz")
 
 
 def _test_wave(seconds: float) -> np.ndarray:

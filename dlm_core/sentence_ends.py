@@ -1,0 +1,71 @@
+"""How often a sentence ends after these words: a counted n-gram model of sentence ends.
+
+The second text signal of the end-of-turn judge (the first is the AR twin, `dlm_core.turn_end`). From
+the sentences of our training conversations (`python -m training.sentence_ends` writes the table) we
+count, for the last one, two and three words of every sentence prefix, how many prefixes ending in them
+were whole sentences. "... for" almost never ends a sentence, "... ten minutes" often does. The estimate
+backs off from the longest context seen to shorter ones (interpolated, each level weighted by its
+count against `alpha`), so an unseen phrase falls back on its last word and then on the overall rate.
+
+    ends = SentenceEnds.load()                  # the table bundled in dlm_core/weights/sentence_ends
+    ends.p_end("Set a timer for ten minutes.")  # high
+    ends.p_end("I want to go to the")           # ~0
+
+Words are what Whisper writes, lower-cased, without punctuation (digits stay digits). On
+bench.turn_eval's clips it separates finished from unfinished turns better than the twin (ROC AUC
+about 0.89 against 0.83), and costs a dictionary lookup instead of a forward pass.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+BUNDLED_TABLE = Path(__file__).resolve().parent / "weights" / "sentence_ends" / "counts.json.gz"
+FORMAT = "dlm-voice sentence ends v1"
+WORD = re.compile(r"[a-z0-9']+")
+START = "<s>"  # stands before the first word, so "<s> thanks" (a one-word sentence) is its own context
+
+
+def words(text: str) -> list[str]:
+    """The words as the table counts them: lower case, punctuation dropped."""
+    return WORD.findall(text.lower())
+
+
+def contexts(ws: list[str], max_order: int) -> list[str]:
+    """The contexts of a prefix ending at its last word, shortest first: "minutes", "ten minutes", ..."""
+    padded = [START, *ws]
+    return [" ".join(padded[-n:]) for n in range(1, min(max_order, len(padded)) + 1)]
+
+
+class SentenceEnds:
+    def __init__(self, counts: dict[str, tuple[int, int]], prior: float, alpha: float, max_order: int):
+        """counts: context -> (sentence ends after it, prefixes ending in it)."""
+        if not 0.0 < prior < 1.0 or alpha <= 0 or max_order < 1:
+            raise ValueError(f"bad table: prior {prior}, alpha {alpha}, max_order {max_order}")
+        self.counts, self.prior, self.alpha, self.max_order = counts, prior, alpha, max_order
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> SentenceEnds:
+        """A table written by training.sentence_ends (default: the bundled one)."""
+        path = Path(path) if path is not None else BUNDLED_TABLE
+        if not path.is_file():
+            raise FileNotFoundError(f"no sentence-end table at {path} (python -m training.sentence_ends)")
+        data = json.loads(gzip.decompress(path.read_bytes()))
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a sentence-end table ({FORMAT!r})")
+        counts = {k: (int(v[0]), int(v[1])) for k, v in data["counts"].items()}
+        return cls(counts, float(data["prior"]), float(data["alpha"]), int(data["max_order"]))
+
+    def p_end(self, text: str) -> float:
+        """P(a sentence ends after the last word of `text`); 0 when there are no words."""
+        ws = words(text)
+        if not ws:
+            return 0.0
+        p = self.prior
+        for ctx in contexts(ws, self.max_order):
+            ends, seen = self.counts.get(ctx, (0, 0))
+            p = (ends + self.alpha * p) / (seen + self.alpha)
+        return p
