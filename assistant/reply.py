@@ -195,19 +195,19 @@ class ReplyStream:
         voiced.cancel()
 
     async def _speak(self, pieces: asyncio.Queue) -> None:
-        try:
-            while (piece := await pieces.get()) is not None:
-                tts = self.engines.tts.synthesize_piece(piece, rate=pcm.SAMPLE_RATE_API)
-                it = ThreadIter(tts, self.engines.tts_lock)
-                try:
-                    while (chunk := await it.next()) is not END:
-                        self._voiced.set()
-                        if not await self._send_audio(piece, chunk.samples, chunk.sample_rate):
-                            return
-                finally:
-                    await it.aclose()
-        finally:
-            self._voiced.set()
+        while (piece := await pieces.get()) is not None:
+            tts = self.engines.tts.synthesize_piece(piece, rate=pcm.SAMPLE_RATE_API)
+            it = ThreadIter(tts, self.engines.tts_lock)
+            try:
+                while (chunk := await it.next()) is not END:
+                    self._voiced.set()
+                    if not await self._send_audio(piece, chunk.samples, chunk.sample_rate):
+                        return
+            finally:
+                await it.aclose()
+                # Also when piper made no sound for the piece (it makes none for "..." or a lone
+                # quote): else the LM would wait for a first audio that never comes.
+                self._voiced.set()
 
     async def _send_audio(self, piece: str, samples, rate: int) -> bool:
         """Send one synthesized chunk in AUDIO_FRAME_MS frames, paced; False once the reply is stale."""

@@ -90,6 +90,16 @@ class FaultyTTS:
         return self.tts.synthesize_piece(piece, rate=rate)
 
 
+class SilentFirstTTS(FaultyTTS):
+    """The real piper voice; its first piece makes no sound (piper makes none for "..." or a lone quote)."""
+
+    def synthesize_piece(self, piece, rate=None):
+        if not self.failed:
+            self.failed = True
+            return iter(())
+        return self.tts.synthesize_piece(piece, rate=rate)
+
+
 class FaultyASR:
     """The real Whisper; its first transcription fails."""
 
@@ -172,6 +182,22 @@ async def test_a_failing_reply_stage_fails_the_response_and_nothing_else(engines
     finally:
         await hit.close()
         await other.close()
+
+
+async def test_a_first_piece_without_sound_does_not_stall_the_reply(engines):
+    # The LM waits for the reply's first audio (reply.py); a first piece with no sound must end that wait.
+    tts = SilentFirstTTS(engines.tts)
+    session = Session(
+        Engines(lm=engines.lm, asr=engines.asr, tts=tts, tts_lock=engines.tts_lock), session_config()
+    )
+    try:
+        await session.add_text(JOKE)  # a two-sentence reply: the second piece is spoken
+        await session.create_response()
+        got = await until(session, is_done)
+        assert tts.failed and got[-1].status == "completed" and not has_error(got)
+        assert any(isinstance(f, F.AudioOut) for f in got)
+    finally:
+        await session.close()
 
 
 def silence(seconds: float) -> np.ndarray:
