@@ -1,5 +1,6 @@
-"""End-of-turn judges: the text one on the bundled AR twin, Smart Turn's features against a second
-implementation, and the Smart Turn model itself when pipecat-ai's file is installed."""
+"""End-of-turn judges: the text ones (the bundled AR twin, the counted sentence ends), Smart Turn's
+features against a second implementation, and the Smart Turn model itself when pipecat-ai's file is
+installed."""
 
 import gzip
 import importlib.util
@@ -100,7 +101,9 @@ def test_the_sentence_end_table_is_counted_and_backed_off_as_documented(tmp_path
     model, a = SentenceEnds.load(path), build.ALPHA
     p_timer = (2 + a * prior) / (4 + a)
     assert model.p_end("a timer") == pytest.approx((2 + a * p_timer) / (2 + a))  # "a timer": 2 of 2
-    assert model.p_end("Stop it!") == pytest.approx(prior)  # "it" was pruned, "<s> it" never seen
+    assert model.p_end("Stop it!") == pytest.approx(
+        prior
+    )  # "it", "stop it", "<s> stop it": seen once, pruned
     path.write_bytes(gzip.compress(json.dumps({**data, "format": "x"}).encode()))
     with pytest.raises(ValueError, match="not a sentence-end table"):
         SentenceEnds.load(path)
