@@ -139,6 +139,18 @@ class Framer:
         self._buf = np.zeros(0, dtype=np.float32)
 
 
+# A sample counts as sound when it is above -40 dBFS (full scale 1.0): below it lie TTS lead-ins, pauses
+# and tails.
+AUDIBLE_LEVEL = 0.01
+
+
+def sound_span(x: np.ndarray, level: float = AUDIBLE_LEVEL) -> tuple[int, int] | None:
+    """(first, last + 1): the sample range from the first sound of x to the end of its last; None when x
+    is all silence."""
+    loud = np.flatnonzero(np.abs(x) > level)
+    return (int(loud[0]), int(loud[-1]) + 1) if loud.size else None
+
+
 def ms_to_samples(ms: float, rate: int) -> int:
     return round(ms * rate / 1000.0)
 

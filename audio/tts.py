@@ -58,7 +58,6 @@ _ABBREVIATIONS = frozenset(
 )
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|\n+")
 _SENTENCE_FINAL = re.compile(r"[.!?…][\"')\]]*\s*$")  # a piece that ends its sentence
-SILENCE_LEVEL = 0.01  # |sample| below this is silence when trimming piper's pauses (full scale 1.0)
 MAX_KEPT_SILENCE_MS = 1000.0
 _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
 # A whole word after whitespace, proven complete by the whitespace or clause punctuation after it: "so" in a
@@ -332,12 +331,13 @@ class Synthesizer:
             volume=self.cfg.volume,
         )
         out_rate = pcm.check_rate(rate) if rate is not None else self.sample_rate
+        ends_sentence = _SENTENCE_FINAL.search(piece) is not None
         t0 = time.perf_counter()
         for ch in self.voice.synthesize(piece, syn_config=syn):
             x = np.asarray(ch.audio_float_array, dtype=np.float32).reshape(-1)  # [N]
             if x.size == 0:
                 continue
-            x = self._trimmed(x, ch.sample_rate, ends_sentence=_SENTENCE_FINAL.search(piece) is not None)
+            x = self._trimmed(x, ch.sample_rate, ends_sentence)
             if out_rate != ch.sample_rate:
                 x = pcm.resample(x, ch.sample_rate, out_rate)
             t1 = time.perf_counter()
@@ -347,14 +347,14 @@ class Synthesizer:
     def _trimmed(self, x: np.ndarray, rate: int, ends_sentence: bool) -> np.ndarray:
         """x without the silence beyond lead_silence_ms before its first sound and, for a piece that
         stops mid-sentence, beyond clause_gap_ms after its last."""
-        loud = np.flatnonzero(np.abs(x) >= SILENCE_LEVEL)
-        if loud.size == 0:
+        span = pcm.sound_span(x)
+        if span is None:
             return x
         start, end = 0, len(x)
         if self.cfg.lead_silence_ms is not None:
-            start = max(0, int(loud[0]) - pcm.ms_to_samples(self.cfg.lead_silence_ms, rate))
+            start = max(0, span[0] - pcm.ms_to_samples(self.cfg.lead_silence_ms, rate))
         if self.cfg.clause_gap_ms is not None and not ends_sentence:
-            end = min(len(x), int(loud[-1]) + 1 + pcm.ms_to_samples(self.cfg.clause_gap_ms, rate))
+            end = min(len(x), span[1] + pcm.ms_to_samples(self.cfg.clause_gap_ms, rate))
         return x[start:end]
 
     def with_config(self, **kw) -> Synthesizer:

@@ -34,7 +34,7 @@ import urllib.request
 import numpy as np
 
 from audio import pcm
-from audio.tts import SILENCE_LEVEL, Synthesizer
+from audio.tts import Synthesizer
 from dlm_core.presets import PRESET_NAMES
 
 QUESTIONS = [
@@ -103,15 +103,9 @@ def clip(*parts: np.ndarray) -> tuple[np.ndarray, float]:
     """Lead silence + parts + trailing silence, and where the speech ends: its last sound (seconds into
     the clip; piper ends a sentence with silence, which is not speech)."""
     body = np.concatenate(parts)
-    end = first_sound(body[::-1])
-    end_s = LEAD_S + (len(body) - (end if end is not None else 0)) / pcm.SAMPLE_RATE_API
+    span = pcm.sound_span(body)
+    end_s = LEAD_S + (span[1] if span is not None else len(body)) / pcm.SAMPLE_RATE_API
     return np.concatenate([silence(LEAD_S), body, silence(TRAIL_S)]), end_s
-
-
-def first_sound(x: np.ndarray) -> int | None:
-    """Index of the first sample at or above SILENCE_LEVEL, None if there is none."""
-    loud = np.flatnonzero(np.abs(x) >= SILENCE_LEVEL)
-    return int(loud[0]) if loud.size else None
 
 
 async def run_clip(port: int, audio: np.ndarray, speech_end_s: float, mode: str) -> dict:
@@ -169,9 +163,9 @@ def _first_reply_audio(out: dict, delta: str, at_ms: float) -> None:
     if out["client_ms"] is None:
         out["client_ms"] = at_ms
     x = pcm.int16_bytes_to_float(base64.b64decode(delta))
-    sound = first_sound(x)
-    if sound is not None:
-        played_from = out["client_ms"] + 1000 * (out["reply_samples"] + sound) / pcm.SAMPLE_RATE_API
+    span = pcm.sound_span(x)
+    if span is not None:
+        played_from = out["client_ms"] + 1000 * (out["reply_samples"] + span[0]) / pcm.SAMPLE_RATE_API
         out["client_audible_ms"] = max(at_ms, played_from)
     out["reply_samples"] += len(x)
 

@@ -32,8 +32,7 @@ from audio import pcm
 CACHE_VERSION = "1"  # bump to invalidate cached audio when the recipe changes
 VOICES = ("piper", "espeak")
 ESPEAK_VOICE = "en-us"
-# A sample counts as speech when it is above -40 dBFS; trims the near-silent lead-in/out of TTS output.
-AUDIBLE_LEVEL = 0.01
+AUDIBLE_LEVEL = pcm.AUDIBLE_LEVEL  # trims the near-silent lead-in/out of TTS output
 TRIM_KEEP_MS = 10  # keep this much around the audible part so word onsets are not clipped
 
 _loaded: dict[str, object] = {}
@@ -101,11 +100,11 @@ def _render(text: str, voice: str) -> tuple[np.ndarray, int]:
 
 def trim(x: np.ndarray, rate: int, level: float = AUDIBLE_LEVEL) -> np.ndarray:
     """Cut leading/trailing near-silence, keeping TRIM_KEEP_MS around the audible part."""
-    loud = np.flatnonzero(np.abs(x) > level)
-    if loud.size == 0:
+    span = pcm.sound_span(x, level)
+    if span is None:
         return x[:0]
     keep = pcm.ms_to_samples(TRIM_KEEP_MS, rate)
-    return x[max(0, loud[0] - keep) : min(len(x), loud[-1] + 1 + keep)]
+    return x[max(0, span[0] - keep) : min(len(x), span[1] + keep)]
 
 
 def speech_samples(text: str, voice: str = "piper", rate: int = pcm.SAMPLE_RATE_ASR) -> np.ndarray:
@@ -176,12 +175,12 @@ def make_conversation_wav(
     for p in parts:
         if isinstance(p, str):
             x = speech_samples(p, voice=voice, rate=rate)
-            loud = np.flatnonzero(np.abs(x) > AUDIBLE_LEVEL)
+            first, end = pcm.sound_span(x)
             segments.append(
                 Segment(
                     p,
-                    float(pcm.samples_to_ms(pos + loud[0], rate)),
-                    float(pcm.samples_to_ms(pos + loud[-1] + 1, rate)),
+                    float(pcm.samples_to_ms(pos + first, rate)),
+                    float(pcm.samples_to_ms(pos + end, rate)),
                 )
             )
         else:

@@ -132,3 +132,12 @@ def test_read_wav_rejects_8_bit_and_garbage(tmp_path):
         pcm.read_wav(junk)
     with pytest.raises(FileNotFoundError):
         pcm.read_wav(tmp_path / "missing.wav")
+
+
+def test_sound_span_is_from_the_first_sound_to_the_end_of_the_last():
+    x = np.zeros(100, np.float32)
+    assert pcm.sound_span(x) is None
+    x[[10, 42]] = [0.5, -0.02]
+    x[60] = pcm.AUDIBLE_LEVEL / 2  # below the level: silence
+    assert pcm.sound_span(x) == (10, 43)
+    assert pcm.sound_span(x, level=0.1) == (10, 11)

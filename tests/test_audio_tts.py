@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audio import pcm
 from audio.pcm import resample
 from audio.tts import (
     CONNECTIVES,
-    SILENCE_LEVEL,
     ChunkerConfig,
     SentenceChunker,
     Synthesizer,
@@ -127,9 +127,9 @@ def test_config_validation():
 
 
 def _silence_ms(x: np.ndarray, rate: int) -> tuple[float, float]:
-    """(silence before the first sound, after the last) in ms, at the synthesizer's SILENCE_LEVEL."""
-    loud = np.flatnonzero(np.abs(x) >= SILENCE_LEVEL)
-    return 1000 * loud[0] / rate, 1000 * (len(x) - 1 - loud[-1]) / rate
+    """(silence before the first sound, after the last) in ms, as the synthesizer trims it."""
+    first, end = pcm.sound_span(x)
+    return 1000 * first / rate, 1000 * (len(x) - end) / rate
 
 
 def test_piper_silence_is_trimmed_before_a_piece_and_after_a_piece_cut_mid_sentence(synth):
