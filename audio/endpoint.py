@@ -4,7 +4,7 @@
     for chunk in stream_16k:                  # float32 [n] at 16 kHz, any n (live frames or a whole file)
         for ev in ep.feed(chunk):
             SpeechStarted(audio_start_ms, padded_start_ms)  # user began talking (barge-in point)
-            TurnLikely(text, audio_end_ms, p_complete)      # semantic: the pause looks like the end
+            TurnLikely(text, audio_end_ms, p_complete, silence_ms)  # the pause may end it: prepare a reply
             SpeechResumed(at_ms)                            # ... it was not: the user goes on
             SpeechStopped(audio_end_ms, confirmed_ms)       # the turn ended
             Turn(text, start_ms, end_ms, asr_ms, wait_ms, speculative)  # its transcript, right after
@@ -18,7 +18,10 @@ ms into it: longer than the dips between words), in a worker thread, while the s
 speaker stays quiet the turn ends and that result is reused (`speculative=True`); if speech resumes it is
 dropped and the next pause starts a new one. One transcription runs at a time and none is started while the
 user speaks (a dropped call already running finishes: Whisper cannot be interrupted). `speculative=False`
-transcribes only after the endpoint (the slow baseline, kept for comparison).
+transcribes only after the endpoint (the slow baseline, kept for comparison). Once the transcript is in,
+TurnLikely invites the session to prepare a reply and hold it, prepare_reply_ms before the silence that
+would end the turn (at once when that silence is shorter): a turn that ends is answered without the
+LM's and piper's time; one that goes on drops the held reply.
 
 Ending the turn, two ways:
 - silence only (`semantic=None`, server_vad): the turn ends after silence_duration_ms, whatever was said.
@@ -117,10 +120,17 @@ class EndpointConfig:
     speculative: bool = True  # transcribe at the first silence and reuse the result if the turn ends there
     min_turn_ms: float = 0.0  # turns with less speech than this are dropped without transcription
     semantic: SemanticConfig | None = None  # None: silence only (vad.silence_duration_ms)
+    # TurnLikely (a held reply may start) comes this long before the silence that would end the turn, or
+    # as soon as the speculative transcript is in where that silence is shorter. ~600 ms covers the LM's
+    # first text and piper's first audio on 2 cores, so a turn that ends on the long wait is answered
+    # at once instead of a first-audio time later.
+    prepare_reply_ms: int = 600
 
     def __post_init__(self):
         if self.min_turn_ms < 0:
             raise ValueError(f"min_turn_ms must be >= 0, got {self.min_turn_ms}")
+        if self.prepare_reply_ms < 0:
+            raise ValueError(f"prepare_reply_ms must be >= 0, got {self.prepare_reply_ms}")
 
     def replace(self, **kw) -> EndpointConfig:
         return replace(self, **kw)
@@ -128,12 +138,14 @@ class EndpointConfig:
 
 @dataclass
 class TurnLikely:
-    """Semantic endpointing: the pause may be the end of the turn (not confirmed yet): a reply may be
-    prepared and held. `p_complete` says how sure the judge is (SemanticConfig's bands)."""
+    """The pause may be the end of the turn (not confirmed yet): a reply may be prepared and held. Sent
+    once per pause, EndpointConfig.prepare_reply_ms before the silence that would end the turn.
+    `p_complete` says how sure the judge is (SemanticConfig's bands; None without a judge)."""
 
     text: str  # the speculative transcript
     audio_end_ms: float
-    p_complete: float
+    p_complete: float | None
+    silence_ms: float = 0.0  # how long the pause had lasted when this was sent
 
 
 @dataclass
@@ -296,32 +308,41 @@ class Endpointer:
         return out
 
     def _judged_end(self) -> list[EndpointEvent]:
-        """Semantic endpointing, checked after every feed: a pause whose transcript is judged complete
-        (or maybe complete) announces itself (TurnLikely) and ends after complete_silence_ms (or
-        unsure_silence_ms) instead of max_wait_ms."""
-        if self.judge is None or self._pending is None or not self._pending.done():
+        """Checked after every feed, once the pause's speculative transcript (and verdict) is in: from
+        prepare_reply_ms before the silence this pause needs to end the turn, a reply may be prepared
+        (TurnLikely, once). With a judge, a pause judged complete (or maybe complete) then ends after
+        complete_silence_ms (or unsure_silence_ms); any other ends on the VAD's own stop."""
+        if self._pending is None or not self._pending.done():
             return []
         if self._pending.exception() is not None:  # reported; the turn ends on silence, transcribed again
             self._pending = None
             return []
         judged = self._pending.result()
-        semantic = self.cfg.semantic
-        if judged.p_complete is None or judged.p_complete < semantic.unsure_threshold:
-            return []
+        needed = self._silence_needed_ms(judged.p_complete)
+        silence = self.vad.silence_ms
         out: list[EndpointEvent] = []
-        if not self._likely_sent:
+        if not self._likely_sent and silence >= needed - self.cfg.prepare_reply_ms:
             self._likely_sent = True
-            out.append(TurnLikely(judged.transcript.text, self.vad.speech_end_ms, judged.p_complete))
-        if self.vad.silence_ms >= semantic.silence_needed_ms(judged.p_complete):
+            text, end_ms = judged.transcript.text, self.vad.speech_end_ms
+            out.append(TurnLikely(text, end_ms, judged.p_complete, silence))
+        if needed < self.vad.cfg.silence_duration_ms and silence >= needed:
             stopped = self.vad.end_turn()
             if stopped is not None:
                 self.stats["ended_early"] += 1
-                self.stats["ended_unsure"] += int(judged.p_complete < semantic.threshold)
+                self.stats["ended_unsure"] += int(judged.p_complete < self.cfg.semantic.threshold)
                 out.append(stopped)
                 turn = self._finish(stopped)
                 if turn is not None:
                     out.append(turn)
         return out
+
+    def _silence_needed_ms(self, p_complete: float | None) -> float:
+        """The silence after which this pause ends the turn: the judge's band for its verdict, else
+        (no judge, or it failed) the VAD's own stop."""
+        semantic = self.cfg.semantic
+        if self.judge is None or p_complete is None or p_complete < semantic.unsure_threshold:
+            return self.vad.cfg.silence_duration_ms
+        return semantic.silence_needed_ms(p_complete)
 
     def _finish(self, ev: SpeechStopped) -> Turn | EndpointError | None:
         t0 = time.perf_counter()

@@ -8,6 +8,7 @@ backs off from the longest context seen to shorter ones (interpolated, each leve
 count against `alpha`), so an unseen phrase falls back on its last word and then on the overall rate.
 
     ends = SentenceEnds.load()                  # the table bundled in dlm_core/weights/sentence_ends
+    held = SentenceEnds.load(evaluation=True)   # the same without bench.turn_eval's sentences
     ends.p_end("Set a timer for ten minutes.")  # high
     ends.p_end("I want to go to the")           # ~0
 
@@ -46,10 +47,13 @@ class SentenceEnds:
         if not 0.0 < prior < 1.0 or alpha <= 0 or max_order < 1:
             raise ValueError(f"bad table: prior {prior}, alpha {alpha}, max_order {max_order}")
         self.counts, self.prior, self.alpha, self.max_order = counts, prior, alpha, max_order
+        self.left_out: frozenset[str] = frozenset()  # load(evaluation=True): the sentences taken out
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> SentenceEnds:
-        """A table written by training.sentence_ends (default: the bundled one)."""
+    def load(cls, path: str | Path | None = None, *, evaluation: bool = False) -> SentenceEnds:
+        """A table written by training.sentence_ends (default: the bundled one). evaluation: as if the
+        sentences of the end-of-turn evaluation set (testkit.turn_sentences) had never been counted,
+        which the table records for this."""
         path = Path(path) if path is not None else BUNDLED_TABLE
         if not path.is_file():
             raise FileNotFoundError(f"no sentence-end table at {path} (python -m training.sentence_ends)")
@@ -57,7 +61,28 @@ class SentenceEnds:
         if data.get("format") != FORMAT:
             raise ValueError(f"{path} is not a sentence-end table ({FORMAT!r})")
         counts = {k: (int(v[0]), int(v[1])) for k, v in data["counts"].items()}
-        return cls(counts, float(data["prior"]), float(data["alpha"]), int(data["max_order"]))
+        table = cls(counts, float(data["prior"]), float(data["alpha"]), int(data["max_order"]))
+        if not evaluation:
+            return table
+        left = data["evaluation"]
+        table = table.leaving_out(left["sentences"], float(left["prior"]), int(data["min_count"]))
+        table.left_out = frozenset(left["checked"])
+        return table
+
+    def leaving_out(self, sentences: dict[str, int], prior: float, min_count: int) -> SentenceEnds:
+        """The table as if these whole sentences (their words -> how often, weighted) had not been
+        counted: every prefix of each is taken off its contexts' counts, and contexts left with fewer
+        than min_count are dropped, as the builder would have done. prior: the rate without them."""
+        counts = dict(self.counts)
+        for sentence, weight in sentences.items():
+            ws = sentence.split()
+            for i in range(len(ws)):
+                for ctx in contexts(ws[: i + 1], self.max_order):
+                    if ctx in counts:
+                        ends, seen = counts[ctx]
+                        counts[ctx] = (ends - weight * (i == len(ws) - 1), seen - weight)
+        kept = {ctx: v for ctx, v in counts.items() if v[1] >= min_count}
+        return SentenceEnds(kept, prior, self.alpha, self.max_order)
 
     def p_end(self, text: str) -> float:
         """P(a sentence ends after the last word of `text`); 0 when there are no words."""

@@ -21,7 +21,7 @@ from audio.endpoint import (
     Turn,
     TurnLikely,
 )
-from audio.vad import SpeechStopped
+from audio.vad import SpeechStopped, VadConfig
 from testkit.speech import speech_samples
 from tests.conftest import session_config
 
@@ -78,7 +78,9 @@ def test_an_unfinished_request_waits_for_the_long_silence(asr, judge):
     with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
         events = run(ep, np.concatenate([silence(300), speech_samples(UNFINISHED), silence(3000)]))
     assert stop_after_speech_ms(events) >= SEMANTIC.max_wait_ms  # not cut off
-    assert not any(isinstance(e, TurnLikely) for e in events)
+    # A reply is prepared only shortly before the long wait runs out, not at every mid-sentence pause.
+    (likely,) = [e for e in events if isinstance(e, TurnLikely)]
+    assert likely.silence_ms >= SEMANTIC.max_wait_ms - EndpointConfig().prepare_reply_ms
     assert next(e for e in events if isinstance(e, Turn)).p_complete < SEMANTIC.threshold
 
 
@@ -114,7 +116,11 @@ def test_each_verdict_band_ends_the_turn_after_its_silence(asr, p, band):
     # Never sooner than the band's silence; later only by what Whisper and a VAD frame take (run() waits
     # for the judge at each chunk, so the verdict is in when the silence has lasted pause_ms + one chunk).
     assert wanted <= waited < max(wanted, cfg.complete_silence_ms + 400) + 100, (band, waited)
-    assert any(isinstance(e, TurnLikely) for e in events) == (band != "max")
+    # The reply is prepared prepare_reply_ms before the band's silence runs out (at once when shorter).
+    (likely,) = [e for e in events if isinstance(e, TurnLikely)]
+    lead = EndpointConfig().prepare_reply_ms
+    assert wanted - lead <= likely.silence_ms < max(wanted - lead, cfg.complete_silence_ms + 400) + 100
+    assert likely.p_complete == p and likely.text.strip()
     assert ep.stats["ended_unsure"] == int(band == "unsure")
 
 
@@ -133,7 +139,9 @@ def test_without_a_judge_the_silence_rule_stays(asr):
         events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(1500)]))
     waited = stop_after_speech_ms(events)
     assert cfg.vad.silence_duration_ms <= waited < cfg.vad.silence_duration_ms + 100
-    assert not any(isinstance(e, TurnLikely) for e in events)
+    # The reply is still prepared in the pause, as soon as the transcript is in.
+    (likely,) = [e for e in events if isinstance(e, TurnLikely)]
+    assert likely.p_complete is None and likely.silence_ms < cfg.vad.silence_duration_ms
 
 
 class Broken(Exception):
@@ -202,22 +210,15 @@ def test_a_turn_whose_transcription_fails_is_an_error_not_an_exception():
     assert sum(isinstance(e, SpeechStopped) for e in events) == 1  # the VAD's events still came
 
 
-async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, monkeypatch):
-    # An eager judge (any pause counts as an end) with a long confirmation: the first half of the
-    # request starts a held reply, the second half throws it away, and one turn gets one reply.
-    # The pause is long enough for Whisper to finish in it even on a loaded machine.
-    monkeypatch.setitem(
-        endpoint.EAGERNESS, "auto", SemanticConfig(MID_PAUSE_MS + 1000, 5000, 1e-6, MID_PAUSE_MS + 1000, 1e-6)
-    )
-    s = Session(engines, session_config())
+async def talk(s: Session, x: np.ndarray) -> list:
+    """Speak x to the session in real time (100 ms chunks: a speculative reply runs in its pauses), then
+    collect its frames up to the first ResponseDone; the session is closed."""
     got: list = []
     try:
-        first, second = speech_samples(UNFINISHED), speech_samples("two people tomorrow evening.")
-        x = np.concatenate([silence(300), first, silence(MID_PAUSE_MS), second, silence(5500)])
         step = pcm.ms_to_samples(100, pcm.SAMPLE_RATE_ASR)
         for i in range(0, len(x), step):
             await s.push_audio(x[i : i + step], pcm.SAMPLE_RATE_ASR)
-            await asyncio.sleep(0.1)  # real time: the speculative reply runs in the pause
+            await asyncio.sleep(0.1)
 
         async def until_done():
             while not isinstance(f := await s.next_frame(), F.ResponseDone):
@@ -227,6 +228,20 @@ async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, 
         await asyncio.wait_for(until_done(), FRAME_TIMEOUT_S)
     finally:
         await s.close()
+    return got
+
+
+async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, monkeypatch):
+    # An eager judge (any pause counts as an end) with a long confirmation: the first half of the
+    # request starts a held reply (prepare_reply_ms before the confirmation, inside the pause), the
+    # second half throws it away, and one turn gets one reply. The pause is long enough for Whisper to
+    # finish in it even on a loaded machine.
+    confirm = MID_PAUSE_MS + 400
+    assert confirm - EndpointConfig().prepare_reply_ms < MID_PAUSE_MS - 100
+    monkeypatch.setitem(endpoint.EAGERNESS, "auto", SemanticConfig(confirm, 5000, 1e-6, confirm, 1e-6))
+    s = Session(engines, session_config())
+    first, second = speech_samples(UNFINISHED), speech_samples("two people tomorrow evening.")
+    got = await talk(s, np.concatenate([silence(300), first, silence(MID_PAUSE_MS), second, silence(5500)]))
     heard = [f.text for f in got if isinstance(f, F.UserTranscript)]
     assert len(heard) == 1 and "people" in heard[0].lower(), heard  # one turn: the whole request
     assert s.speculation["discarded"] >= 1, s.speculation
@@ -235,6 +250,18 @@ async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, 
         next(f for f in got if isinstance(f, F.UserTranscript))
     )  # nothing of the discarded reply reached the client
     assert got[-1].status == "completed"
+
+
+async def test_server_vad_answers_with_the_reply_prepared_in_the_pause(engines):
+    # Silence only still speculates: the reply starts in the pause and is released when the silence
+    # ends the turn, so the answer does not wait for the LM and piper after the endpoint. (1.2 s of
+    # silence: Whisper finishes well inside it even on a loaded machine.)
+    vad = VadConfig(silence_duration_ms=1200)
+    s = Session(engines, session_config(eagerness=None, turn_detection=vad))
+    got = await talk(s, np.concatenate([silence(300), speech_samples(FINISHED), silence(2000)]))
+    assert s.speculation["started"] == s.speculation["used"] == 1, s.speculation
+    assert sum(isinstance(f, F.UserTranscript) for f in got) == 1
+    assert got[-1].status == "completed" and any(isinstance(f, F.AudioOut) for f in got)
 
 
 async def test_realtime_semantic_vad_through_the_openai_sdk(server):

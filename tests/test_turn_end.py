@@ -12,8 +12,9 @@ import pytest
 
 from audio import smart_turn
 from audio.smart_turn import SmartTurn, last_window, log_mel
-from dlm_core.sentence_ends import FORMAT, SentenceEnds, contexts
+from dlm_core.sentence_ends import FORMAT, SentenceEnds, contexts, words
 from dlm_core.turn_end import TextTurnEnd, strip_final_punctuation
+from testkit.turn_sentences import SENTENCES
 
 FINISHED = "Please set a timer for ten minutes."
 BROKEN_OFF = "I want to go to the"
@@ -85,30 +86,54 @@ def test_the_sentence_end_table_is_counted_and_backed_off_as_documented(tmp_path
     texts = [
         ("Set a timer. Stop the timer now.", 2),
         ("Stop it.", 1),
-        ("What is the capital of Australia?", 5),
+        ("What is the capital of Australia?", 5),  # a sentence of bench.turn_eval's labelled set
     ]
-    ends, seen, prior = build.count(texts)
+    c = build.count(texts)
     assert contexts(["the", "timer"], 3) == ["timer", "the timer", "<s> the timer"]
-    assert (ends["timer"], seen["timer"]) == (2, 4)  # ends "Set a timer.", not "Stop the timer now."
-    assert (ends["<s> stop"], seen["<s> stop"]) == (0, 3)
-    assert (ends["it"], seen["it"]) == (1, 1)
-    assert "australia" not in seen  # a sentence of bench.turn_eval's labelled set: left out
-    assert prior == pytest.approx(5 / 16)  # weighted sentences per weighted word
-    data = build.table(ends, seen, prior, min_count=2)
+    assert (c.ends["timer"], c.seen["timer"]) == (2, 4)  # ends "Set a timer.", not "Stop the timer now."
+    assert (c.ends["<s> stop"], c.seen["<s> stop"]) == (0, 3)
+    assert (c.ends["it"], c.seen["it"]) == (1, 1)
+    assert (c.ends["australia"], c.seen["australia"]) == (5, 5)  # counted, and recorded as evaluation
+    assert c.evaluation == {"what is the capital of australia": 5}  # of the set's sentences, all checked
+    assert len(c.checked) == len(SENTENCES) and "thank you" in c.checked
+    assert c.prior == pytest.approx(10 / 46)  # weighted sentences per weighted word
+    assert c.evaluation_prior == pytest.approx(5 / 16)  # the same without it
+    data = build.table(c, min_count=2)
     assert data["format"] == FORMAT and "it" not in data["counts"] and data["counts"]["timer"] == [2, 4]
     path = tmp_path / "counts.json.gz"
     path.write_bytes(gzip.compress(json.dumps(data).encode()))
     model, a = SentenceEnds.load(path), build.ALPHA
-    p_timer = (2 + a * prior) / (4 + a)
+    p_timer = (2 + a * c.prior) / (4 + a)
     assert model.p_end("a timer") == pytest.approx((2 + a * p_timer) / (2 + a))  # "a timer": 2 of 2
-    assert model.p_end("Stop it!") == pytest.approx(
-        prior
-    )  # "it", "stop it", "<s> stop it": seen once, pruned
+    assert model.p_end("Stop it!") == pytest.approx(c.prior)  # "it", "stop it", "<s> stop it": pruned
+    assert model.p_end("the capital of Australia") > 0.5
+
+    # The evaluation view is the table counted without the evaluation sentences.
+    without = build.table(build.count(texts[:2]), min_count=2)
+    held = SentenceEnds.load(path, evaluation=True)
+    assert held.counts == {k: tuple(v) for k, v in without["counts"].items()}
+    assert held.prior == pytest.approx(without["prior"]) and held.prior == pytest.approx(5 / 16)
+    assert held.p_end("the capital of Australia") == pytest.approx(held.prior)  # never seen
+    assert held.left_out == set(c.checked) and model.left_out == set()
+
     path.write_bytes(gzip.compress(json.dumps({**data, "format": "x"}).encode()))
     with pytest.raises(ValueError, match="not a sentence-end table"):
         SentenceEnds.load(path)
     with pytest.raises(FileNotFoundError, match="training.sentence_ends"):
         SentenceEnds.load(tmp_path / "missing.json.gz")
+
+
+def test_the_bundled_table_counts_short_turns_and_can_leave_the_evaluation_sentences_out():
+    shipped, held = SentenceEnds.load(), SentenceEnds.load(evaluation=True)
+    # Rebuilt since testkit.turn_sentences last changed (python -m training.sentence_ends):
+    assert held.left_out == {" ".join(words(s)) for s, _ in SENTENCES}
+    # "Thanks." is common in our conversations: counted, it ends a sentence often.
+    assert shipped.p_end("Thanks.") > 0.2
+    assert held.p_end("Thanks.") < 0.05  # without the whole "Thanks." every "Thanks, ..." goes on
+    broken = "Can you tell me a joke about"  # no evaluation sentence ends here: about the same either way
+    assert (
+        shipped.p_end(broken) == pytest.approx(held.p_end(broken), abs=1e-3) and shipped.p_end(broken) < 0.05
+    )
 
 
 def _test_wave(seconds: float) -> np.ndarray:
