@@ -64,7 +64,9 @@ class SentenceEnds:
         table = cls(counts, float(data["prior"]), float(data["alpha"]), int(data["max_order"]))
         if not evaluation:
             return table
-        left = data["evaluation"]
+        left = data.get("evaluation")
+        if left is None:
+            raise ValueError(f"{path} records no evaluation sentences (python -m training.sentence_ends)")
         table = table.leaving_out(left["sentences"], float(left["prior"]), int(data["min_count"]))
         table.left_out = frozenset(left["checked"])
         return table

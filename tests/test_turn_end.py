@@ -116,6 +116,10 @@ def test_the_sentence_end_table_is_counted_and_backed_off_as_documented(tmp_path
     assert held.p_end("the capital of Australia") == pytest.approx(held.prior)  # never seen
     assert held.left_out == set(c.checked) and model.left_out == set()
 
+    no_record = {k: v for k, v in data.items() if k != "evaluation"}
+    path.write_bytes(gzip.compress(json.dumps(no_record).encode()))
+    with pytest.raises(ValueError, match="no evaluation sentences"):
+        SentenceEnds.load(path, evaluation=True)
     path.write_bytes(gzip.compress(json.dumps({**data, "format": "x"}).encode()))
     with pytest.raises(ValueError, match="not a sentence-end table"):
         SentenceEnds.load(path)
