@@ -7,7 +7,9 @@
     conv.path, conv.segments[0].start_ms, conv.segments[0].end_ms              # true speech boundaries
     normalize_text("It's 5 o'clock!") == normalize_text("it is five o clock")   # True
 
-Voices: "piper" (the bundled joe voice through audio.tts, transcribes well) and "espeak" (the espeak-ng CLI,
+Voices: "piper" (the bundled joe voice through audio.tts, transcribes well; piper varies each rendition
+at random), "piper-fixed" (the same voice without that variation: the same audio on every machine, for
+tests whose outcome hangs on what Whisper hears in a borderline clip) and "espeak" (the espeak-ng CLI,
 a robotic and harder voice). Files are cached by (voice, text, rate) under $DLM_TEST_CACHE or
 <tmp>/dlm_voice_speech; a cache hit costs a file stat. Audio is trimmed to its audible part, so a
 conversation's segment boundaries are the true speech boundaries (within a few ms).
@@ -30,7 +32,7 @@ import numpy as np
 from audio import pcm
 
 CACHE_VERSION = "1"  # bump to invalidate cached audio when the recipe changes
-VOICES = ("piper", "espeak")
+VOICES = ("piper", "piper-fixed", "espeak")
 ESPEAK_VOICE = "en-us"
 AUDIBLE_LEVEL = pcm.AUDIBLE_LEVEL  # trims the near-silent lead-in/out of TTS output
 TRIM_KEEP_MS = 10  # keep this much around the audible part so word onsets are not clipped
@@ -83,8 +85,10 @@ def _piper_synth():
 
 
 def _render(text: str, voice: str) -> tuple[np.ndarray, int]:
-    if voice == "piper":
+    if voice in ("piper", "piper-fixed"):
         synth = _piper_synth()
+        if voice == "piper-fixed":
+            synth = synth.with_config(noise_scale=0.0, noise_w_scale=0.0)
         chunks = list(synth.synthesize(text))
         x = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
         return x, synth.sample_rate

@@ -75,8 +75,10 @@ def test_a_finished_request_ends_after_a_short_silence(asr, judge):
 
 
 def test_an_unfinished_request_waits_for_the_long_silence(asr, judge):
+    # Piper's fixed rendition: a random one was once heard as "... a table for it." (a whole sentence).
+    unfinished = speech_samples(UNFINISHED, voice="piper-fixed")
     with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
-        events = run(ep, np.concatenate([silence(300), speech_samples(UNFINISHED), silence(3000)]))
+        events = run(ep, np.concatenate([silence(300), unfinished, silence(3000)]))
     assert stop_after_speech_ms(events) >= SEMANTIC.max_wait_ms  # not cut off
     # A reply is prepared only shortly before the long wait runs out, not at every mid-sentence pause.
     (likely,) = [e for e in events if isinstance(e, TurnLikely)]
