@@ -131,7 +131,7 @@ def _espeak(text: str, name: str, wpm: int, cut_after: int | None) -> tuple[np.n
         x, rate = pcm.read_wav(out)
     if cut_after is None:
         return x, rate
-    quiet = np.abs(x) <= speech.AUDIBLE_LEVEL
+    quiet = np.abs(x) <= pcm.AUDIBLE_LEVEL
     run = pcm.ms_to_samples(CUT_BREAK_MS / 2, rate)
     quiet_runs = np.convolve(quiet, np.ones(run), "valid") == run  # [N - run + 1] a whole run quiet
     starts = np.flatnonzero(quiet_runs[pcm.ms_to_samples(100, rate) :])  # skip leading silence
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from audio.smart_turn import SmartTurn
-    from dlm_core.sentence_ends import SentenceEnds, words
+    from dlm_core.sentence_ends import SentenceEnds, key
     from dlm_core.turn_end import TextTurnEnd
 
     torch.set_num_threads(1)  # as the judge runs beside ASR and the LM on a small CPU
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     n = QUICK_SENTENCES if args.quick else len(SENTENCES)
     voices = VOICES[:: len(VOICES) // QUICK_VOICES] if args.quick else VOICES
     ends = SentenceEnds.load(evaluation=True)  # without these sentences, as if never seen
-    if ends.left_out != {" ".join(words(s)) for s, _ in SENTENCES}:
+    if ends.left_out != {key(s) for s, _ in SENTENCES}:
         raise SystemExit(
             "the sentence-end table predates this labelled set: python -m training.sentence_ends"
         )

@@ -35,19 +35,40 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
+def key(text: str) -> str:
+    """A sentence as the table records it: its words, space-separated."""
+    return " ".join(words(text))
+
+
 def contexts(ws: list[str], max_order: int) -> list[str]:
     """The contexts of a prefix ending at its last word, shortest first: "minutes", "ten minutes", ..."""
     padded = [START, *ws]
     return [" ".join(padded[-n:]) for n in range(1, min(max_order, len(padded)) + 1)]
 
 
+def prefix_contexts(ws: list[str], max_order: int):
+    """What one whole sentence adds to the table: (context, whether the sentence ends there) for every
+    context of each of its prefixes."""
+    for i in range(len(ws)):
+        for ctx in contexts(ws[: i + 1], max_order):
+            yield ctx, i == len(ws) - 1
+
+
 class SentenceEnds:
-    def __init__(self, counts: dict[str, tuple[int, int]], prior: float, alpha: float, max_order: int):
-        """counts: context -> (sentence ends after it, prefixes ending in it)."""
+    def __init__(
+        self,
+        counts: dict[str, tuple[int, int]],
+        prior: float,
+        alpha: float,
+        max_order: int,
+        left_out: frozenset[str] = frozenset(),
+    ):
+        """counts: context -> (sentence ends after it, prefixes ending in it). left_out: the sentences
+        (`key`s) taken out of the counts, by load(evaluation=True)."""
         if not 0.0 < prior < 1.0 or alpha <= 0 or max_order < 1:
             raise ValueError(f"bad table: prior {prior}, alpha {alpha}, max_order {max_order}")
         self.counts, self.prior, self.alpha, self.max_order = counts, prior, alpha, max_order
-        self.left_out: frozenset[str] = frozenset()  # load(evaluation=True): the sentences taken out
+        self.left_out = left_out
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, evaluation: bool = False) -> SentenceEnds:
@@ -67,24 +88,22 @@ class SentenceEnds:
         left = data.get("evaluation")
         if left is None:
             raise ValueError(f"{path} records no evaluation sentences (python -m training.sentence_ends)")
-        table = table.leaving_out(left["sentences"], float(left["prior"]), int(data["min_count"]))
-        table.left_out = frozenset(left["checked"])
-        return table
+        held = table.leaving_out(left["sentences"], float(left["prior"]), int(data["min_count"]))
+        held.left_out = frozenset(left["checked"])  # all the set's sentences, counted or not
+        return held
 
     def leaving_out(self, sentences: dict[str, int], prior: float, min_count: int) -> SentenceEnds:
-        """The table as if these whole sentences (their words -> how often, weighted) had not been
-        counted: every prefix of each is taken off its contexts' counts, and contexts left with fewer
-        than min_count are dropped, as the builder would have done. prior: the rate without them."""
+        """The table as if these whole sentences (`key` -> how often, weighted) had not been counted:
+        what each added (`prefix_contexts`) is taken off, and contexts left with fewer than min_count
+        are dropped, as the builder would have done. prior: the rate without them."""
         counts = dict(self.counts)
         for sentence, weight in sentences.items():
-            ws = sentence.split()
-            for i in range(len(ws)):
-                for ctx in contexts(ws[: i + 1], self.max_order):
-                    if ctx in counts:
-                        ends, seen = counts[ctx]
-                        counts[ctx] = (ends - weight * (i == len(ws) - 1), seen - weight)
+            for ctx, ends_here in prefix_contexts(sentence.split(), self.max_order):
+                if ctx in counts:
+                    ends, seen = counts[ctx]
+                    counts[ctx] = (ends - weight * ends_here, seen - weight)
         kept = {ctx: v for ctx, v in counts.items() if v[1] >= min_count}
-        return SentenceEnds(kept, prior, self.alpha, self.max_order)
+        return SentenceEnds(kept, prior, self.alpha, self.max_order, frozenset(sentences))
 
     def p_end(self, text: str) -> float:
         """P(a sentence ends after the last word of `text`); 0 when there are no words."""

@@ -34,7 +34,6 @@ from audio import pcm
 CACHE_VERSION = "1"  # bump to invalidate cached audio when the recipe changes
 VOICES = ("piper", "piper-fixed", "espeak")
 ESPEAK_VOICE = "en-us"
-AUDIBLE_LEVEL = pcm.AUDIBLE_LEVEL  # trims the near-silent lead-in/out of TTS output
 TRIM_KEEP_MS = 10  # keep this much around the audible part so word onsets are not clipped
 
 _loaded: dict[str, object] = {}
@@ -102,7 +101,7 @@ def _render(text: str, voice: str) -> tuple[np.ndarray, int]:
         return pcm.read_wav(out)
 
 
-def trim(x: np.ndarray, rate: int, level: float = AUDIBLE_LEVEL) -> np.ndarray:
+def trim(x: np.ndarray, rate: int, level: float = pcm.AUDIBLE_LEVEL) -> np.ndarray:
     """Cut leading/trailing near-silence, keeping TRIM_KEEP_MS around the audible part."""
     span = pcm.sound_span(x, level)
     if span is None:

@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from dlm_core.sentence_ends import BUNDLED_TABLE, FORMAT, contexts, words
+from dlm_core.sentence_ends import BUNDLED_TABLE, FORMAT, key, prefix_contexts, words
 from dlm_core.tool_calls import CALL_OPEN
 from testkit.turn_sentences import SENTENCES
 from training.data import REPEATS, load_examples
@@ -58,7 +58,6 @@ class Counts:
     sentences: int = 0  # weighted sentences counted
     checked: list[str] = field(default_factory=list)  # the evaluation sentences' words, all of them
     evaluation: Counter = field(default_factory=Counter)  # those counted -> their weight
-    evaluation_words: int = 0  # weighted words of those sentences
 
     @property
     def prior(self) -> float:
@@ -69,26 +68,25 @@ class Counts:
     def evaluation_prior(self) -> float:
         """The same without the evaluation sentences."""
         left = self.sentences - sum(self.evaluation.values())
-        return left / (self.words - self.evaluation_words)
+        left_words = self.words - sum(w * len(k.split()) for k, w in self.evaluation.items())
+        return left / left_words
 
 
 def count(texts: list[tuple[str, int]]) -> Counts:
     """Every sentence's prefixes, and which of them were testkit.turn_sentences' sentences."""
-    c = Counts(checked=sorted({" ".join(words(s)) for s, _ in SENTENCES}))
-    evaluation = {tuple(s.split()) for s in c.checked}
+    c = Counts(checked=sorted({key(s) for s, _ in SENTENCES}))
+    evaluation = set(c.checked)
     for text, weight in texts:
         for sentence in SENTENCE_SPLIT.split(text):
             ws = words(sentence)
             if not ws:
                 continue
             c.words, c.sentences = c.words + weight * len(ws), c.sentences + weight
-            if tuple(ws) in evaluation:
-                c.evaluation[" ".join(ws)] += weight
-                c.evaluation_words += weight * len(ws)
-            for i in range(len(ws)):
-                for ctx in contexts(ws[: i + 1], MAX_ORDER):
-                    c.seen[ctx] += weight
-                    c.ends[ctx] += weight * (i == len(ws) - 1)
+            if (k := " ".join(ws)) in evaluation:
+                c.evaluation[k] += weight
+            for ctx, ends_here in prefix_contexts(ws, MAX_ORDER):
+                c.seen[ctx] += weight
+                c.ends[ctx] += weight * ends_here
     return c
 
 
