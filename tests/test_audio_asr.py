@@ -131,6 +131,16 @@ def test_missing_model_gives_a_clear_file_not_found(tmp_path, monkeypatch):
     assert resolve_asr_model(None).endswith("model")
 
 
+def test_whisper_takes_half_the_cores():
+    """In a pause Whisper runs beside Smart Turn: on 2 cores one thread each (1 to 4 threads)."""
+    from audio import asr as asr_module
+
+    for cores, threads in ((1, 1), (2, 1), (4, 2), (8, 4), (64, 4), (None, 1)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(asr_module.os, "cpu_count", lambda n=cores: n)
+            assert AsrConfig().cpu_threads == threads
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="beam_size"):
         AsrConfig(beam_size=0)
@@ -148,6 +158,47 @@ def test_a_decoding_loop_is_recognised():
     assert not looks_repeated("Tell me a joke.")
     assert not looks_repeated("No, no.")  # a word said twice is speech, not a loop
     assert not looks_repeated("Set a timer, set a timer for ten minutes.")
+
+
+def test_a_decoding_loop_is_cut_where_it_starts():
+    from audio.asr import without_repeats
+
+    assert without_repeats("Tell me that joke. Tell me that joke.") == "Tell me that joke."
+    runaway = "Tell me that joke. Tell me that joke. Tell me that joke. Tell me"
+    assert without_repeats(runaway) == "Tell me that joke."
+    pair = "Hello? How are you today? Hello? How are you today?"
+    assert without_repeats(pair) == "Hello? How are you today?"
+    late = "I'm back. Set a timer. Set a timer. Set a"
+    assert without_repeats(late) == "I'm back. Set a timer."
+    assert without_repeats("Tell me tell me tell me tell me") is None  # no sentence repeats
+    assert without_repeats("Tell me a joke. Make it short.") is None
+
+
+# Short utterances after 300 ms of silence that the bundled tiny.en decodes greedily as a loop ("Tell me
+# the joke. Tell me the joke."): fixed renditions, so the same clip every run.
+LOOPING_CLIPS = [("Tell me a joke.", "piper-fixed", {"joke"}), ("Sounds good.", "espeak", {"good"})]
+
+
+def test_a_short_window_loop_is_answered_without_the_slow_path(asr, monkeypatch):
+    from audio.asr import looks_degenerate, token_budget
+
+    require_espeak()
+    full_calls = []
+    slow_path = asr._transcribe_full
+    monkeypatch.setattr(asr, "_transcribe_full", lambda *a, **k: full_calls.append(1) or slow_path(*a, **k))
+    looped = 0
+    for text, voice, keywords in LOOPING_CLIPS:
+        x = np.concatenate([np.zeros(4800, np.float32), speech_samples(text, voice=voice)])
+        x = np.concatenate([x, np.zeros(2560, np.float32)])
+        raw, tokens = asr._transcribe_short(x, token_budget(pcm.samples_to_ms(len(x), 16000)))
+        if not looks_degenerate(raw):
+            continue  # this machine's int8 kernels decoded it without a loop
+        looped += 1
+        heard = normalize_text(asr.transcribe(x).text).split()
+        assert keywords <= set(heard) and len(heard) <= len(text.split()) + 1, heard
+    if not looped:
+        pytest.skip("no clip looped on this machine's Whisper kernels")
+    assert full_calls == []
 
 
 def test_a_runaway_transcript_is_recognised():
