@@ -79,6 +79,7 @@ class ResponseDone(SystemFrame):
     calls: list = field(default_factory=list)  # the function_call items the response made, in order
     message_index: int | None = None  # the message item's output index; None: the reply said nothing
     metadata: dict | None = None
+    p_complete: float | None = None  # the end-of-turn judge's verdict on the turn it answers (semantic_vad)
 
 
 @dataclass

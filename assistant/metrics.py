@@ -22,6 +22,7 @@ class TurnClock:
     first_text: float | None = None
     first_audio: float | None = None
     turn_judge_ms: float | None = None  # what the end-of-turn judge added beyond Whisper (semantic_vad)
+    p_complete: float | None = None  # the judge's verdict on the user's words (semantic_vad), else None
 
     def latency_ms(self) -> dict:
         def span(a, b):

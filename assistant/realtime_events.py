@@ -217,6 +217,7 @@ def _response_done(f: F.ResponseDone) -> list[dict]:
         )
         output.insert(min(f.message_index, len(output)), item)
     metrics = {"response_id": f.response_id, "item_id": f.item_id, "status": f.status}
+    metrics["p_complete"] = None if f.p_complete is None else round(f.p_complete, 3)
     response = _response(f.response_id, f.status, f.modalities, output, f.reason, f.metadata)
     return events + [
         {"type": "response.done", "response": response},

@@ -172,6 +172,7 @@ class Session:
     async def _turn(self, ev: Turn) -> None:
         clock = self._clock or TurnClock()
         clock.transcript, clock.turn_judge_ms = time.perf_counter(), ev.judge_ms
+        clock.p_complete = ev.p_complete
         item, self._user_item, self._clock = self._user_item or new_id("item"), None, None
         held = self._speculative
         if held is not None and held.user_text != ev.text.strip():
@@ -271,7 +272,7 @@ class Session:
         """The turn ended as the held reply assumed: it becomes the reply, and what it held goes out."""
         reply.clock.speech_end = heard.speech_end
         reply.clock.stop_decided, reply.clock.transcript = heard.stop_decided, heard.transcript
-        reply.clock.turn_judge_ms = heard.turn_judge_ms
+        reply.clock.turn_judge_ms, reply.clock.p_complete = heard.turn_judge_ms, heard.p_complete
         self.reply = reply
         self.speculation["used"] += 1
         await self.emit(F.ResponseStarted(reply.turn_id, reply.response_id, reply.item_id, reply.modalities))
@@ -358,6 +359,7 @@ class Session:
             reply.calls,
             reply.message_index,
             reply.metadata,
+            reply.clock.p_complete,
         )
         await self.emit(done)
         if self.on_turn is not None:

@@ -13,6 +13,8 @@ side in one run, for each turn detection (`semantic_vad`, the server default, an
   stage.
 - cut-offs: requests spoken with a pause in the middle ("I'd like to book a table for ... two people
   tomorrow evening."), one per pause length; a request heard as more than one turn was cut off.
+Under semantic_vad each turn's judge verdict (`p_complete` of dlm.turn_metrics) is kept with what was
+heard, and the turns are counted by the band it put them in (ended after 200 ms, 1 s or 2 s of silence).
 Then the server's speculation counters (replies started in a pause, used, discarded, and the work the
 discarded ones wasted). Prints tables, then one JSON line.
 """
@@ -113,7 +115,7 @@ async def run_clip(port: int, audio: np.ndarray, speech_end_s: float, mode: str)
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(api_key="unused", base_url=f"http://127.0.0.1:{port}/v1")
-    out = {"heard": [], "said": "", "latency_ms": None, "client_ms": None, "metrics": 0}
+    out = {"heard": [], "said": "", "latency_ms": None, "client_ms": None, "metrics": 0, "p_complete": None}
     out.update(client_audible_ms=None, reply_samples=0)
     async with client.realtime.connect(model="dlm") as conn:
         td = MODES[mode]
@@ -154,6 +156,7 @@ async def _read(conn, out: dict, speech_end_at: float) -> None:
         elif ev.type == "dlm.turn_metrics":
             lat = ev.latency_ms
             out["latency_ms"] = lat if isinstance(lat, dict) else dict(lat)
+            out["p_complete"] = getattr(ev, "p_complete", None)
             out["metrics"] += 1
 
 
@@ -201,6 +204,23 @@ def stage_stats(rows: list[dict]) -> dict:
         if vals:
             out[s] = {"median": round(statistics.median(vals)), "p90": round(percentile(vals, 0.9))}
     return out
+
+
+def judged_bands(rows: list[dict]) -> dict | None:
+    """How many turns semantic_vad's judge (eagerness auto) put in each band; None without a judge."""
+    from audio.endpoint import EAGERNESS
+
+    verdicts = [r["p_complete"] for r in rows if r["p_complete"] is not None]
+    if not verdicts:
+        return None
+    cfg = EAGERNESS["auto"]
+    bands = {
+        cfg.complete_silence_ms: "complete",
+        cfg.unsure_silence_ms: "unsure",
+        cfg.max_wait_ms: "unfinished",
+    }
+    waits = [cfg.silence_needed_ms(p) for p in verdicts]
+    return {name: waits.count(ms) for ms, name in bands.items()}
 
 
 def cutoff_rates(rows: list[dict]) -> dict:
@@ -251,6 +271,9 @@ def print_tables(result: dict) -> None:
             print(f"{stage:<16} {st['median']:>7} {st['p90']:>7}")
         cut = "  ".join(f"{p}s: {r:.0%}" for p, r in m["cutoff_rate"].items())
         print(f"cut-off rate by mid-request pause: {cut}")
+        if m["judged_bands"]:
+            bands = ", ".join(f"{name} {n}" for name, n in m["judged_bands"].items())
+            print(f"turns by the judge's band (eagerness auto): {bands}")
     print(f"\nspeculation (server totals): {result['speculation']}")
 
 
@@ -268,9 +291,14 @@ def main(argv=None) -> int:
                 "turns": len(rows),
                 "stages": stage_stats(rows),
                 "cutoff_rate": cutoff_rates(cuts),
+                "judged_bands": judged_bands(rows),
                 "cutoffs": [c for c in cuts if c["turns"] > 1],
                 "turns_ms": [
                     dict(r["latency_ms"] or {}, client=r["client_ms"], client_audible=r["client_audible_ms"])
+                    for r in rows
+                ],
+                "turns_heard": [
+                    {"question": r["question"], "heard": r["heard"], "p_complete": r["p_complete"]}
                     for r in rows
                 ],
             }

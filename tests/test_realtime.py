@@ -127,6 +127,7 @@ async def test_spoken_question_server_vad(server, engines):
     assert word_error_rate(said, back) <= 0.5, (said, back)
     lat = metrics.latency_ms
     assert lat["voice_to_voice"] is not None and 0 < lat["voice_to_voice"] < 60_000, lat
+    assert 0.0 <= metrics.p_complete <= 1.0  # the server's default, semantic_vad, judged the turn
     print(f"\nvoice_to_voice {lat['voice_to_voice']} ms, latency_ms {lat}")
     body = json.loads(await asyncio.to_thread(http_get, server.port, "/metrics"))
     assert any(t["response_id"] == done.response.id for t in body["turns"])

@@ -252,6 +252,7 @@ async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, 
         next(f for f in got if isinstance(f, F.UserTranscript))
     )  # nothing of the discarded reply reached the client
     assert got[-1].status == "completed"
+    assert 0.0 <= got[-1].p_complete <= 1.0  # the judge's verdict on the turn, for dlm.turn_metrics
 
 
 async def test_server_vad_answers_with_the_reply_prepared_in_the_pause(engines):
@@ -264,6 +265,7 @@ async def test_server_vad_answers_with_the_reply_prepared_in_the_pause(engines):
     assert s.speculation["started"] == s.speculation["used"] == 1, s.speculation
     assert sum(isinstance(f, F.UserTranscript) for f in got) == 1
     assert got[-1].status == "completed" and any(isinstance(f, F.AudioOut) for f in got)
+    assert got[-1].p_complete is None  # silence alone ended it: no judge
 
 
 async def test_realtime_semantic_vad_through_the_openai_sdk(server):
