@@ -364,8 +364,8 @@ class Session:
         await self.emit(done)
         if self.on_turn is not None:
             turn = {"session_id": self.id, "response_id": reply.response_id, "item_id": reply.item_id}
-            speculative = bool(reply.user_text)
-            self.on_turn({**turn, "status": status, "speculative": speculative, "latency_ms": metrics})
+            turn.update(status=status, speculative=bool(reply.user_text), p_complete=reply.clock.p_complete)
+            self.on_turn({**turn, "latency_ms": metrics})
 
     # -- tools ---------------------------------------------------------------------------------------
     async def add_tool_output(self, call_id: str, output: str) -> str:

@@ -195,11 +195,11 @@ class Transcriber:
             text, tokens = self._transcribe_short(x, budget)
             looped = tokens >= budget - 1 or looks_degenerate(text)  # ran into the budget, or looped
             # Greedy decoding on the short window now and then loops on a short utterance ("Tell me
-            # that joke. Tell me that joke."). Where a sentence run repeats, the text up to the repeat
-            # is the transcript: on bench.turn_eval's 396 full sentences 4 looped so, and the cut text
-            # matched the 30 s path's in 3 ("Sound is good." against "That was good." in the other),
-            # without its ~0.5 s more. Other loops take the 30 s path, with Whisper's temperature fallback,
-            # which retries output that compresses too well.
+            # that joke. Tell me that joke."). Where a run of sentences repeats, the text up to the
+            # repeat is the transcript: of bench.turn_eval's 396 whole-sentence clips 4 looped so, and
+            # the cut text matched the 30 s path's in 3 ("Sound is good." against "That was good." in
+            # the other), without the ~0.5 s that path costs. Other loops take the 30 s path, with
+            # Whisper's temperature fallback, which retries output that compresses too well.
             if looped:
                 text = without_repeats(text)
             if text is not None:

@@ -130,7 +130,8 @@ async def test_spoken_question_server_vad(server, engines):
     assert 0.0 <= metrics.p_complete <= 1.0  # the server's default, semantic_vad, judged the turn
     print(f"\nvoice_to_voice {lat['voice_to_voice']} ms, latency_ms {lat}")
     body = json.loads(await asyncio.to_thread(http_get, server.port, "/metrics"))
-    assert any(t["response_id"] == done.response.id for t in body["turns"])
+    turn = next(t for t in body["turns"] if t["response_id"] == done.response.id)
+    assert turn["p_complete"] == pytest.approx(metrics.p_complete, abs=1e-3)  # as dlm.turn_metrics said
 
 
 async def test_manual_commit_and_text_modality(server, engines):
