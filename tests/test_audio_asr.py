@@ -180,7 +180,7 @@ LOOPING_CLIPS = [("Tell me a joke.", "piper-fixed", {"joke"}), ("Sounds good.", 
 
 
 def test_a_short_window_loop_is_answered_without_the_slow_path(asr, monkeypatch):
-    from audio.asr import looks_degenerate, token_budget
+    from audio.asr import looks_degenerate, token_budget, without_repeats
 
     require_espeak()
     full_calls = []
@@ -191,13 +191,13 @@ def test_a_short_window_loop_is_answered_without_the_slow_path(asr, monkeypatch)
         x = np.concatenate([np.zeros(4800, np.float32), speech_samples(text, voice=voice)])
         x = np.concatenate([x, np.zeros(2560, np.float32)])
         raw, tokens = asr._transcribe_short(x, token_budget(pcm.samples_to_ms(len(x), 16000)))
-        if not looks_degenerate(raw):
-            continue  # this machine's int8 kernels decoded it without a loop
+        if not looks_degenerate(raw) or without_repeats(raw) is None:
+            continue  # this machine's int8 kernels decoded it without a loop, or with another kind
         looped += 1
         heard = normalize_text(asr.transcribe(x).text).split()
         assert keywords <= set(heard) and len(heard) <= len(text.split()) + 1, heard
     if not looped:
-        pytest.skip("no clip looped on this machine's Whisper kernels")
+        pytest.skip("no clip looped into repeated sentences on this machine's Whisper kernels")
     assert full_calls == []
 
 
