@@ -106,8 +106,8 @@ def test_live_stream_gets_the_transcript_sooner_than_one_asr_call(asr):
                 time.sleep(max(0.0, t0 + pcm.samples_to_ms(i, 16000) / 1000 - time.perf_counter()))
                 turns += [e for e in ep.feed(x[i : i + chunk]) if isinstance(e, Turn)]
         (turn,) = turns
-        if speculative:
-            assert turn.speculative and turn.wait_ms < turn.asr_ms - 100, turn
+        if speculative:  # at most what is left of the call when the silence ends (~0: it ran in it)
+            assert turn.speculative and turn.wait_ms < turn.asr_ms / 2, turn
         else:
             assert not turn.speculative and turn.wait_ms >= turn.asr_ms, turn
 
