@@ -36,6 +36,7 @@ import urllib.request
 import numpy as np
 
 from audio import pcm
+from audio.endpoint import EAGERNESS
 from audio.tts import Synthesizer
 from dlm_core.presets import PRESET_NAMES
 
@@ -208,8 +209,6 @@ def stage_stats(rows: list[dict]) -> dict:
 
 def judged_bands(rows: list[dict]) -> dict | None:
     """How many turns semantic_vad's judge (eagerness auto) put in each band; None without a judge."""
-    from audio.endpoint import EAGERNESS
-
     verdicts = [r["p_complete"] for r in rows if r["p_complete"] is not None]
     if not verdicts:
         return None

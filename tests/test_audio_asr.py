@@ -190,7 +190,7 @@ def test_a_short_window_loop_is_answered_without_the_slow_path(asr, monkeypatch)
     for text, voice, keywords in LOOPING_CLIPS:
         x = np.concatenate([np.zeros(4800, np.float32), speech_samples(text, voice=voice)])
         x = np.concatenate([x, np.zeros(2560, np.float32)])
-        raw, tokens = asr._transcribe_short(x, token_budget(pcm.samples_to_ms(len(x), 16000)))
+        raw, _ = asr._transcribe_short(x, token_budget(pcm.samples_to_ms(len(x), 16000)))
         if not looks_degenerate(raw) or without_repeats(raw) is None:
             continue  # this machine's int8 kernels decoded it without a loop, or with another kind
         looped += 1
