@@ -12,16 +12,16 @@
     ep.flush()                                # end of stream: closes an open turn
     ep.close()                                # stops the worker threads
 
-One Whisper call costs about the same whatever the utterance length (~0.4 s for tiny.en on two cores), so
-the endpointer transcribes *speculatively* at the first moment of silence (VAD SpeechPaused, pause_ms = 160
-ms into it: longer than the dips between words), in a worker thread, while the silence wait runs. If the
-speaker stays quiet the turn ends and that result is reused (`speculative=True`); if speech resumes it is
-dropped and the next pause starts a new one. One transcription runs at a time and none is started while the
-user speaks (a dropped call already running finishes: Whisper cannot be interrupted). `speculative=False`
-transcribes only after the endpoint (the slow baseline, kept for comparison). Once the transcript is in,
-TurnLikely invites the session to prepare a reply and hold it, prepare_reply_ms before the silence that
-would end the turn (at once when that silence is shorter): a turn that ends is answered without the
-LM's and piper's time; one that goes on drops the held reply.
+One Whisper call costs about the same whatever the utterance length (~0.1-0.2 s for tiny.en on one
+thread), so the endpointer transcribes *speculatively* at the first moment of silence (VAD SpeechPaused,
+pause_ms = 96 ms into it), in a worker thread, while the silence wait runs. If the speaker stays quiet the
+turn ends and that result is reused (`speculative=True`); if speech resumes it is dropped and the next
+pause starts a new one. One transcription runs at a time and none is started while the user speaks (a
+dropped call already running finishes: Whisper cannot be interrupted). `speculative=False` transcribes
+only after the endpoint (the slow baseline, kept for comparison). Once the transcript is in, TurnLikely
+invites the session to prepare a reply and hold it, prepare_reply_ms before the silence that would end
+the turn (at once when that silence is shorter): a turn that ends is answered without the LM's and
+piper's time; one that goes on drops the held reply.
 
 Ending the turn, two ways:
 - silence only (`semantic=None`, server_vad): the turn ends after silence_duration_ms, whatever was said.
@@ -50,6 +50,14 @@ import numpy as np
 from audio import pcm
 from audio.asr import Transcriber, Transcript
 from audio.vad import SpeechPaused, SpeechResumed, SpeechStarted, SpeechStopped, StreamingVad, VadConfig
+
+# The speculative job hears the pause's audio with at least this much silence after the speech, as it
+# did when the pause fired at 160 ms (VadConfig.pause_ms is 96 now): the rest is added as digital
+# silence. The verdict moves with the silence, Smart Turn's most: on 30 piper renditions of
+# bench.voice_latency's questions, 96 ms alone put 7 in the unfinished band (5 at a 160 ms pause);
+# padded, 50 renditions fell 25 / 17 / 8 into the finished / maybe / unfinished bands, 26 / 17 / 7 at
+# a 160 ms pause. (bench.turn_eval's clips, which the judge was fitted on, end in 200 ms of silence.)
+JUDGED_SILENCE_MS = 160
 
 
 class TurnJudge(Protocol):
@@ -268,7 +276,8 @@ class Endpointer:
             elif isinstance(ev, SpeechPaused):
                 if self.cfg.speculative and len(ev.audio):
                     self._drop_pending()
-                    self._pending = self._pool.submit(self._transcribe_and_judge, ev.audio)
+                    audio = with_judged_silence(ev.audio, ev.silence_ms)
+                    self._pending = self._pool.submit(self._transcribe_and_judge, audio)
             elif isinstance(ev, SpeechResumed):
                 if self._likely_sent:
                     out.append(ev)  # whoever speculated on TurnLikely drops that work now
@@ -387,6 +396,15 @@ class Endpointer:
             self._pending.cancel()
             self._pending = None
             self.stats["discarded"] += 1
+
+
+def with_judged_silence(audio: np.ndarray, silence_ms: float) -> np.ndarray:
+    """A pause's audio (16 kHz, ending in `silence_ms` of silence) with digital silence added up to
+    JUDGED_SILENCE_MS, whatever VadConfig.pause_ms is."""
+    missing = pcm.ms_to_samples(JUDGED_SILENCE_MS - silence_ms, pcm.SAMPLE_RATE_ASR)
+    if missing <= 0:
+        return audio
+    return np.concatenate([audio, np.zeros(missing, np.float32)])
 
 
 def transcribe_file(path: str | Path, endpointer: Endpointer, chunk_ms: float = 100.0) -> list[Turn]:

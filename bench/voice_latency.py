@@ -1,13 +1,15 @@
 """Voice-to-voice latency and cut-offs through the official `openai` SDK against a real `serve` process.
 
     python -m bench.voice_latency [--turns 10] [--pauses 0.3,0.6,0.9,1.2] [--model PATH] [--quick]
+                                  [--fresh-speech]
 
 Starts `python -m assistant serve` on a free port with the given (default: bundled) models and, side by
 side in one run, for each turn detection (`semantic_vad`, the server default, and `server_vad` with its
 500 ms silence rule):
-- latency: speaks each question (piper speech, streamed in real time in 20 ms chunks) and reads the
-  server's `dlm.turn_metrics`: voice-to-voice is the server's figure, from the end of the user's speech
-  (the VAD's speech end) to the first reply audio sent; `client` is what this client saw, from the
+- latency: speaks each question (piper speech, streamed in real time in 20 ms chunks; its renditions
+  are kept, so that runs compare on the same audio, unless --fresh-speech) and reads the server's
+  `dlm.turn_metrics`: voice-to-voice is the server's figure, from the end of the user's speech (the
+  VAD's speech end) to the first reply audio sent; `client` is what this client saw, from the
   question's last sound leaving it to the first audio delta arriving, and `client_audible` to the first
   reply sound (piper begins a piece with silence: audio played from its arrival). Median and p90 per
   stage.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import socket
@@ -94,8 +97,22 @@ def start_server(port: int, args) -> subprocess.Popen:
     raise SystemExit(f"serve did not answer /healthz within {SERVER_START_S} s")
 
 
-def speech(tts: Synthesizer, text: str) -> np.ndarray:
-    return np.concatenate([c.samples for c in tts.synthesize(text, rate=pcm.SAMPLE_RATE_API)])
+def speech(tts: Synthesizer, text: str, take: int = 0, fresh: bool = False) -> np.ndarray:
+    """piper's rendition number `take` of `text` at SAMPLE_RATE_API. piper varies every rendition, and
+    the judge's verdict moves with it ("Thank you, that was nice." from p 0.19 to 0.35), so each is kept
+    under testkit's cache dir: every run on this machine, before and after a change, hears the same
+    audio. `fresh`: new renditions (they replace the kept ones)."""
+    from testkit.speech import cache_dir
+
+    digest = hashlib.sha1(text.encode()).hexdigest()[:16]
+    path = cache_dir() / "voice_latency" / f"{digest}_{take}.wav"
+    if fresh or not path.exists():
+        x = np.concatenate([c.samples for c in tts.synthesize(text, rate=pcm.SAMPLE_RATE_API)])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        pcm.write_wav(tmp, x, pcm.SAMPLE_RATE_API)
+        os.replace(tmp, path)
+    return pcm.read_wav(path)[0]
 
 
 def silence(seconds: float) -> np.ndarray:
@@ -243,6 +260,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--pauses", default=",".join(map(str, PAUSES_S)), help="mid-request pauses (s)")
     ap.add_argument("--modes", default=",".join(MODES), help="turn detections to compare")
     ap.add_argument("--quick", action="store_true", help="2 turns and one split request per mode (CI smoke)")
+    ap.add_argument(
+        "--fresh-speech",
+        action="store_true",
+        help="new piper renditions instead of the ones kept from before",
+    )
     args = ap.parse_args(argv)
     args.pauses = [float(p) for p in args.pauses.split(",") if p]
     args.modes = [m for m in args.modes.split(",") if m]
@@ -255,9 +277,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def make_clips(tts: Synthesizer, args) -> tuple[list, list]:
-    clips = [(q, clip(speech(tts, q))) for q in (QUESTIONS * 4)[: args.turns]]
+    fresh = args.fresh_speech
+    questions = (QUESTIONS * 4)[: args.turns]
+    clips = [(q, clip(speech(tts, q, questions[:i].count(q), fresh))) for i, q in enumerate(questions)]
     requests = SPLIT_REQUESTS[:1] if args.quick else SPLIT_REQUESTS
-    halves = [(a + " ... " + b, speech(tts, a), speech(tts, b)) for a, b in requests]
+    halves = [(a + " ... " + b, speech(tts, a, 0, fresh), speech(tts, b, 0, fresh)) for a, b in requests]
     split = [(p, text, clip(x, silence(p), y)) for p in args.pauses for text, x, y in halves]
     return clips, split
 
