@@ -127,6 +127,10 @@ def test_each_verdict_band_ends_the_turn_after_its_silence(asr, p, band):
     assert ep.stats["ended_unsure"] == int(band == "unsure")
 
 
+def heard_noise_floor(x: np.ndarray) -> bool:
+    return 0.001 < float(np.sqrt(np.mean(x**2))) < 0.01
+
+
 class ListeningJudge(FixedJudge):
     """Keeps the audio each pause's judgement heard."""
 
@@ -145,12 +149,15 @@ def test_the_judge_hears_the_same_silence_however_soon_the_pause_fires(asr):
     pause_ms = VadConfig().pause_ms
     assert pause_ms < JUDGED_SILENCE_MS
     judge = ListeningJudge(0.9)
+    x = np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)])
+    x += np.random.default_rng(0).normal(0.0, 0.003, len(x)).astype(np.float32)  # a room's noise floor
     with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
-        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+        events = run(ep, x)
     turn = next(e for e in events if isinstance(e, Turn))
     heard = judge.heard[-1]  # the last pause's, which ended the turn
     added = pcm.ms_to_samples(JUDGED_SILENCE_MS - pause_ms, pcm.SAMPLE_RATE_ASR)
-    assert not heard[-added:].any()  # digital silence
+    paused = pcm.ms_to_samples(pause_ms, pcm.SAMPLE_RATE_ASR)
+    assert not heard[-added:].any() and heard_noise_floor(heard[-added - paused : -added])
     # The speech ends JUDGED_SILENCE_MS before the end of what was heard (the audio starts at the
     # prefix padding before the speech start).
     padded_start_ms = max(0.0, turn.start_ms - VadConfig().prefix_padding_ms)
