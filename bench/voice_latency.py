@@ -99,12 +99,12 @@ def start_server(port: int, args) -> subprocess.Popen:
 
 def speech(tts: Synthesizer, text: str, take: int = 0, fresh: bool = False) -> np.ndarray:
     """piper's rendition number `take` of `text` at SAMPLE_RATE_API. piper varies every rendition, and
-    the judge's verdict moves with it ("Thank you, that was nice." from p 0.19 to 0.35), so each is kept
-    under testkit's cache dir: every run on this machine, before and after a change, hears the same
-    audio. `fresh`: new renditions (they replace the kept ones)."""
+    the judge's verdict moves with it ("Thank you, that was nice." from p 0.19 to 0.36), so each is kept
+    under testkit's cache dir (per voice): every run on this machine, before and after a change, hears
+    the same audio. `fresh`: new renditions (they replace the kept ones)."""
     from testkit.speech import cache_dir
 
-    digest = hashlib.sha1(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha1(f"{tts.path}|{text}".encode()).hexdigest()[:16]
     path = cache_dir() / "voice_latency" / f"{digest}_{take}.wav"
     if fresh or not path.exists():
         x = np.concatenate([c.samples for c in tts.synthesize(text, rate=pcm.SAMPLE_RATE_API)])
