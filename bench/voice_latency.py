@@ -102,16 +102,13 @@ def speech(tts: Synthesizer, text: str, take: int = 0, fresh: bool = False) -> n
     the judge's verdict moves with it ("Thank you, that was nice." from p 0.19 to 0.36), so each is kept
     under testkit's cache dir (per voice): every run on this machine, before and after a change, hears
     the same audio. `fresh`: new renditions (they replace the kept ones)."""
-    from testkit.speech import cache_dir
+    from testkit.speech import cache_dir, write_cached
 
     digest = hashlib.sha1(f"{tts.path}|{text}".encode()).hexdigest()[:16]
     path = cache_dir() / "voice_latency" / f"{digest}_{take}.wav"
     if fresh or not path.exists():
         x = np.concatenate([c.samples for c in tts.synthesize(text, rate=pcm.SAMPLE_RATE_API)])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        pcm.write_wav(tmp, x, pcm.SAMPLE_RATE_API)
-        os.replace(tmp, path)
+        write_cached(path, x, pcm.SAMPLE_RATE_API)
     return pcm.read_wav(path)[0]
 
 

@@ -116,6 +116,14 @@ def speech_samples(text: str, voice: str = "piper", rate: int = pcm.SAMPLE_RATE_
     return x
 
 
+def write_cached(path: Path, x: np.ndarray, rate: int) -> None:
+    """Write a cache file atomically: parallel test workers never read a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    pcm.write_wav(tmp, x, rate)
+    os.replace(tmp, path)
+
+
 def make_speech(
     text: str, path: str | Path | None = None, voice: str = "piper", rate: int = pcm.SAMPLE_RATE_ASR
 ) -> Path:
@@ -130,10 +138,7 @@ def make_speech(
     cached = cache_dir() / f"{voice}_{rate}_{key}.wav"
     if not cached.exists():
         x, src_rate = _render(text, voice)
-        x = trim(pcm.resample(x, src_rate, rate), rate)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        pcm.write_wav(tmp, x, rate)
-        os.replace(tmp, cached)  # atomic: parallel test workers never read a half-written file
+        write_cached(cached, trim(pcm.resample(x, src_rate, rate), rate), rate)
     if path is None:
         return cached
     path = Path(path)
