@@ -24,6 +24,9 @@ openai = pytest.importorskip("openai")
 
 QUESTION = "What is the capital of France?"
 BARGE_IN = "Tell me a joke."
+# Whisper tiny.en hears piper's renditions of it as "Tell me the / they / that joke" and once "Tell me
+# that Joe.": the second turn is checked to be these words, up to two of the four misheard.
+BARGE_IN_MAX_WER = 0.5
 CHUNK_MS = 40  # how much audio each append carries, like a browser's capture
 TRAIL_S = 2.5  # silence after speech: outlasts semantic_vad's longest wait for a turn it takes as unfinished
 TURN_TIMEOUT_S = 120  # one spoken turn on a busy 2-core machine
@@ -252,7 +255,7 @@ async def test_barge_in(server, engines):
     heard = [
         e.transcript for e in events if e.type == "conversation.item.input_audio_transcription.completed"
     ]
-    assert len(heard) == 2 and word_error_rate(BARGE_IN, heard[1]) <= 0.34, heard
+    assert len(heard) == 2 and word_error_rate(BARGE_IN, heard[1]) <= BARGE_IN_MAX_WER, heard
     # The cancelled item keeps only what was played: a prefix of the full reply.
     full = expected_reply(engines, heard[0])
     kept = next(
