@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TINY_CKPT_VERSION = "8"  # bump when the recipe, VOICE_PAIRS or testkit.tool_chat change
+TINY_CKPT_VERSION = "9"  # bump when the recipe, VOICE_PAIRS, FOLLOW_UP or testkit.tool_chat change
 TINY_STEPS = 1200  # then TINY_MORE_STEPS more, up to TINY_ROUNDS in all, until every reply is exact
 TINY_MORE_STEPS = 300
 TINY_ROUNDS = 4
@@ -30,6 +30,22 @@ VOICE_PAIRS = [
     ("Hello, how are you today?", "I am doing well, thank you. How can I help you?"),
     ("Tell me a joke.", "Why did the robot cross the road? To charge its battery."),
 ]
+
+# The second question of a conversation, asked after the first was answered, and the reply memorised for
+# it there: not the one the same question gets alone, so a test can tell that the conversation was kept
+# (the tiny model answers only what it memorised; an untrained two-turn prompt got an empty reply).
+FOLLOW_UP = (VOICE_PAIRS[0], VOICE_PAIRS[1][0], "Still well, thank you. Paris is lovely in spring.")
+
+
+def follow_up_row() -> tuple[list[dict], None, str]:
+    """FOLLOW_UP as a (messages, tools, reply) training row."""
+    (question, answer), second, reply = FOLLOW_UP
+    messages = [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": second},
+    ]
+    return messages, None, reply
 
 
 def heard_variants() -> list[tuple[str, str]]:
@@ -55,7 +71,7 @@ def tiny_checkpoint_dir() -> Path:
     from testkit import tool_chat
 
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    rows = tool_chat.chats(fx.PAIRS + VOICE_PAIRS + heard_variants())
+    rows = [*tool_chat.chats(fx.PAIRS + VOICE_PAIRS + heard_variants()), follow_up_row()]
     wrong = tool_chat.train_test_model(tmp, rows, TINY_STEPS, TINY_MORE_STEPS, TINY_ROUNDS)
     if wrong:  # the tests that need these replies fail with their own message; say why here too
         print(f"the tiny test model did not memorise {len(wrong)} replies: {wrong}", file=sys.stderr)

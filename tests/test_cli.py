@@ -14,7 +14,15 @@ import pytest
 
 from audio import pcm
 from testkit.speech import make_speech, normalize_text, word_error_rate
-from tests.conftest import ROOT, TEST_INSTRUCTIONS, TINY_FLAGS, VOICE_PAIRS, lm_spec, weaker_check
+from tests.conftest import (
+    FOLLOW_UP,
+    ROOT,
+    TEST_INSTRUCTIONS,
+    TINY_FLAGS,
+    VOICE_PAIRS,
+    lm_spec,
+    weaker_check,
+)
 
 RUN_TIMEOUT_S = 240  # model loading on a busy 2-core machine
 
@@ -46,7 +54,7 @@ def test_chat_answers_each_text_on_its_own_line():
     else:  # another model: a reply in words to each question
         assert all(normalize_text(line) for line in lines), lines
         weaker_check("chat's replies")
-    # stdin REPL: one reply per line, conversation kept between lines.
+    # stdin REPL: one reply per line, the conversation kept between lines (--text starts afresh).
     p = subprocess.run(
         [sys.executable, "-m", "assistant", "chat", *lm_flags()],
         cwd=ROOT,
@@ -57,7 +65,10 @@ def test_chat_answers_each_text_on_its_own_line():
         timeout=RUN_TIMEOUT_S,
     )
     assert p.returncode == 0, p.stderr
-    assert len(p.stdout.splitlines()) == 2 and all(ln.strip() for ln in p.stdout.splitlines()), p.stdout
+    lines = p.stdout.splitlines()
+    assert len(lines) == 2 and all(ln.strip() for ln in lines), p.stdout
+    if TEST_INSTRUCTIONS is not None:  # the reply memorised for the second question after the first
+        assert lines == [VOICE_PAIRS[0][1], FOLLOW_UP[2]], lines
 
 
 def test_transcribe_json(tmp_path):
