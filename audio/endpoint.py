@@ -69,8 +69,9 @@ class TurnJudge(Protocol):
     def p_audio(self, audio_16k: np.ndarray) -> float | None:
         """The probability from the sound alone, or None without an audio model."""
 
-    def p_complete(self, p_audio: float | None, text: str) -> float:
-        """The probability that the turn is complete, from both signals."""
+    def p_complete(self, p_audio: float | None, text: str, p_last_word: float | None = None) -> float:
+        """The probability that the turn is complete, from the sound, the words and Whisper's
+        probability of the last word (each None where missing)."""
 
 
 @dataclass
@@ -310,7 +311,7 @@ class Endpointer:
         t0 = time.perf_counter()
         try:
             p_audio = p_audio_job.result()
-            p = self.judge.p_complete(p_audio, tr.text)
+            p = self.judge.p_complete(p_audio, tr.text, tr.last_word_p)
         except Exception as exc:  # noqa: BLE001 -- the transcript stands; the silence rule decides
             self._failures.append(_failure(TURN_DETECTION_FAILED, exc))
             return _Judged(tr, None)

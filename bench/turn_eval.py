@@ -12,7 +12,8 @@ Every clip is transcribed by the bundled Whisper, so the text judge sees real AS
 Sentences (not clips) are split into train and held-out; the calibrated combinations are fitted on
 train and reported on held-out: precision and recall of "complete" at the threshold chosen on train,
 for audio only (Smart Turn v3), the words (the AR twin's p_end_words; the counted sentence ends of
-dlm_core.sentence_ends, with this set's sentences taken out of the counts; both) and all three. Then
+dlm_core.sentence_ends, with this set's sentences taken out of the counts; both), Whisper's
+probability of the last word it wrote, and the combinations the judge ships. Then
 the server's own judge (assistant.turn_judge, as shipped) and semantic_vad's bands (eagerness auto)
 on the held-out clips, and on its short turns alone (testkit.turn_sentences.SHORT_TURNS): precision
 and recall of the fast band, how long finished turns wait, and the share of unfinished ones a pause
@@ -38,7 +39,7 @@ from audio import pcm
 from testkit import speech
 from testkit.turn_sentences import SENTENCES, SHORT_TURNS
 
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"  # 3: Whisper's probability of the last word joined the transcript
 RATE = pcm.SAMPLE_RATE_ASR
 TRAILING_SILENCE_MS = 200
 # (engine, voice, rate): piper's length_scale (>1 slower), espeak-ng's voice and words per minute.
@@ -77,6 +78,7 @@ class Clip:
     p_text: float = 0.0  # TextTurnEnd.p_end_words(transcript)
     p_text_raw: float = 0.0  # TextTurnEnd.p_end(transcript), for comparison
     p_counts: float = 0.0  # SentenceEnds.p_end(transcript)
+    p_asr: float | None = None  # Whisper's probability of the transcript's last word (Transcript.last_word_p)
 
     @property
     def label(self) -> int:
@@ -166,7 +168,8 @@ def score_clips(i: int, voice: tuple, asr, turn) -> list[Clip]:
     for kind, x in audio.items():
         x = with_silence(x)
         spoken = text if kind == "complete" else " ".join(text.split()[:n_words])
-        clips.append(Clip(i, voice, kind, spoken, asr.transcribe(x).text, turn.predict(x)))
+        tr = asr.transcribe(x)
+        clips.append(Clip(i, voice, kind, spoken, tr.text, turn.predict(x), p_asr=tr.last_word_p))
     cache.write_text(json.dumps([c.__dict__ for c in clips]))
     return clips
 
@@ -216,14 +219,22 @@ def choose_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return best
 
 
+def _asr(c: Clip) -> float:
+    """Whisper's last-word probability, or 0.5 (logit 0: no evidence) for the few clips without one."""
+    return 0.5 if c.p_asr is None else c.p_asr
+
+
 SIGNALS = {  # name -> the clip's features fed to the logistic combination
     "audio": lambda c: [c.p_audio],
+    "asr": lambda c: [_asr(c)],
     "text": lambda c: [c.p_text],
     "text_raw": lambda c: [c.p_text_raw],
     "counts": lambda c: [c.p_counts],
     "words": lambda c: [c.p_text, c.p_counts],  # turn_judge.WORDS_ONLY
     "audio+text": lambda c: [c.p_audio, c.p_text],  # the judge before the counted sentence ends
     "combined": lambda c: [c.p_audio, c.p_text, c.p_counts],  # turn_judge.ALL
+    "words+asr": lambda c: [c.p_text, c.p_counts, _asr(c)],  # turn_judge.WORDS_ASR
+    "all4": lambda c: [c.p_audio, c.p_text, c.p_counts, _asr(c)],  # turn_judge.ALL_ASR
 }
 
 
@@ -262,7 +273,7 @@ def band_report(clips: list[Clip]) -> dict:
     from audio.endpoint import EAGERNESS
 
     cfg = EAGERNESS["auto"]
-    verdicts = [combine(c.p_audio, Words(c.p_text, c.p_counts)) for c in clips]
+    verdicts = [combine(c.p_audio, Words(c.p_text, c.p_counts, c.p_asr)) for c in clips]
     wait = np.array([cfg.silence_needed_ms(p) for p in verdicts])  # [N] ms
     finished = np.array([c.label == 1 for c in clips])
     bands = {"complete": cfg.complete_silence_ms, "unsure": cfg.unsure_silence_ms, "max": cfg.max_wait_ms}

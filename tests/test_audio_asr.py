@@ -45,6 +45,27 @@ def test_bundled_model_transcribes_piper_speech(asr):
     assert asr.transcribe(np.zeros(0, np.float32)).text == ""
 
 
+def test_the_short_path_gives_whispers_probability_of_the_last_word(asr):
+    x = np.concatenate([speech_samples(UTTERANCES[0]), np.zeros(3200, np.float32)])
+    tr = asr.transcribe(x)
+    assert tr.last_word_p is not None and 0.0 < tr.last_word_p <= 1.0, tr
+    long_path = Transcriber(asr.model, AsrConfig(short_window_s=0), asr.name).transcribe(x)
+    assert long_path.text and long_path.last_word_p is None  # faster-whisper's own path gives none
+    assert asr.transcribe(np.zeros(0, np.float32)).last_word_p is None
+
+
+def test_the_last_word_is_its_tokens_without_the_final_punctuation():
+    from audio.asr import last_word_probability
+
+    pieces = [" Set", " a", " tim", "er", " for", "."]
+    logprobs = [-0.1, -0.1, -0.2, -0.4, -1.0, -0.05]
+    assert last_word_probability(pieces, logprobs) == pytest.approx(np.exp(-1.0))  # " for", not "."
+    assert last_word_probability(pieces[:4], logprobs[:4]) == pytest.approx(np.exp(-0.3))  # " tim" "er"
+    assert last_word_probability(["Hi", "!"], [-0.5, -0.1]) == pytest.approx(np.exp(-0.5))  # first word
+    assert last_word_probability([" ...", "?"], [-1.0, -1.0]) is None
+    assert last_word_probability([], []) is None
+
+
 @pytest.mark.parametrize("voice, slack_words", [("piper", 1), ("espeak", 1)])
 def test_our_path_is_no_less_accurate_than_plain_faster_whisper(asr, voice, slack_words):
     # slack_words: greedy decoding flips a word either way between calls with slightly different audio
@@ -190,7 +211,7 @@ def test_a_short_window_loop_is_answered_without_the_slow_path(asr, monkeypatch)
     for text, voice, keywords in LOOPING_CLIPS:
         x = np.concatenate([np.zeros(4800, np.float32), speech_samples(text, voice=voice)])
         x = np.concatenate([x, np.zeros(2560, np.float32)])
-        raw, _ = asr._transcribe_short(x, token_budget(pcm.samples_to_ms(len(x), 16000)))
+        raw, _, _ = asr._transcribe_short(x, token_budget(pcm.samples_to_ms(len(x), 16000)))
         if not looks_degenerate(raw) or without_repeats(raw) is None:
             continue  # this machine's int8 kernels decoded it without a loop, or with another kind
         looped += 1

@@ -126,9 +126,9 @@ class FaultyJudge:
         self._fail_once("p_audio")
         return self.judge.p_audio(audio_16k)
 
-    def p_complete(self, p_audio, text):
+    def p_complete(self, p_audio, text, p_last_word=None):
         self._fail_once("p_complete")
-        return self.judge.p_complete(p_audio, text)
+        return self.judge.p_complete(p_audio, text, p_last_word)
 
     def _fail_once(self, method: str) -> None:
         if method == self.method and not self.failed:

@@ -24,7 +24,7 @@ from audio.endpoint import (
 )
 from audio.vad import SpeechStopped, VadConfig
 from testkit.speech import speech_samples
-from tests.conftest import session_config
+from tests.conftest import VOICE_PAIRS, session_config
 
 FINISHED = "Please set a timer for ten minutes."
 UNFINISHED = "I would like to book a table for"
@@ -96,7 +96,7 @@ class FixedJudge:
     def p_audio(self, audio_16k):
         return None
 
-    def p_complete(self, p_audio, text):
+    def p_complete(self, p_audio, text, p_last_word=None):
         return self.p
 
 
@@ -163,6 +163,17 @@ def test_the_judge_hears_the_same_silence_however_soon_the_pause_fires(asr):
     padded_start_ms = max(0.0, turn.start_ms - VadConfig().prefix_padding_ms)
     heard_ms = pcm.samples_to_ms(len(heard), pcm.SAMPLE_RATE_ASR)
     assert heard_ms == pytest.approx(turn.end_ms - padded_start_ms + JUDGED_SILENCE_MS, abs=1)
+
+
+def test_whispers_doubt_about_the_last_word_lowers_the_verdict():
+    from assistant.turn_judge import ALL, WORDS_ONLY, Words, combine
+
+    # Without Whisper's word probability (its long path gives none), the fits made without it.
+    plain = Words(p_twin=0.6, p_counts=0.6)
+    assert combine(0.7, plain) == ALL(0.7, plain) and combine(None, plain) == WORDS_ONLY(None, plain)
+    sure, doubtful = Words(0.6, 0.6, p_last_word=0.98), Words(0.6, 0.6, p_last_word=0.5)
+    for p_audio in (0.7, None):  # with Smart Turn and without it
+        assert combine(p_audio, doubtful) < combine(p_audio, sure)
 
 
 def test_semantic_bands_are_validated():
@@ -311,7 +322,8 @@ async def test_server_vad_answers_with_the_reply_prepared_in_the_pause(engines):
     # silence: Whisper finishes well inside it even on a loaded machine.)
     vad = VadConfig(silence_duration_ms=1200)
     s = Session(engines, session_config(eagerness=None, turn_detection=vad))
-    got = await talk(s, np.concatenate([silence(300), speech_samples(FINISHED), silence(2000)]))
+    question = VOICE_PAIRS[0][0]  # one the tiny test model memorised: its reply has words to speak
+    got = await talk(s, np.concatenate([silence(300), speech_samples(question), silence(2000)]))
     assert s.speculation["started"] == s.speculation["used"] == 1, s.speculation
     assert sum(isinstance(f, F.UserTranscript) for f in got) == 1
     assert got[-1].status == "completed" and any(isinstance(f, F.AudioOut) for f in got)
