@@ -53,7 +53,7 @@ class Calibration:
             z += self.audio * _logit(p_audio)
         if words is not None:
             z += self.text * _logit(words.p_twin) + self.counts * _logit(words.p_counts)
-            if self.asr and words.p_last_word is not None:
+            if words.p_last_word is not None:  # the fits made without it weigh it 0
                 z += self.asr * _logit(words.p_last_word)
         return 1.0 / (1.0 + math.exp(-z))
 

@@ -14,6 +14,7 @@ import os
 import re
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,10 +94,12 @@ class Transcript:
 NOT_A_WORD = re.compile(r"^[\s.,;:!?…\-–—\"']*$")  # a token of punctuation only
 
 
-def last_word_probability(pieces: list[str], logprobs: list[float]) -> float | None:
-    """The geometric mean of the probabilities of the last word's tokens, final punctuation left out.
-    pieces: the decoded text of each generated token; logprobs: the log-probability each was chosen with.
-    A word starts at a token that begins with a space (Whisper's tokens carry the space before a word)."""
+def last_word_probability(pieces: list[str], logprob: Callable[[int], float]) -> float | None:
+    """The geometric mean of the probabilities of the last word's tokens, final punctuation left out;
+    None without a word. pieces: the decoded text of each generated token; logprob(i): the
+    log-probability piece i was chosen with, asked only for the last word's pieces (each costs a softmax
+    over Whisper's vocabulary). A word starts at a token that begins with a space (Whisper's tokens
+    carry the space before a word)."""
     end = len(pieces)
     while end and NOT_A_WORD.match(pieces[end - 1]):
         end -= 1
@@ -105,7 +108,7 @@ def last_word_probability(pieces: list[str], logprobs: list[float]) -> float | N
     start = end - 1
     while start > 0 and not pieces[start].startswith(" "):
         start -= 1
-    return float(np.exp(np.mean(logprobs[start:end])))
+    return float(np.exp(np.mean([logprob(i) for i in range(start, end)])))
 
 
 def resolve_asr_model(spec: str | None = None) -> str:
@@ -289,8 +292,10 @@ class Transcriber:
         ids = result[0].sequences_ids[0]
         steps = result[0].logits[0]  # a score over the vocabulary for each step (and the end token's)
         text = [(k, t) for k, t in enumerate(ids) if t < tok.eot]  # (step, token) of the text
-        chosen = [_log_softmax_at(np.asarray(steps[k], np.float64), t) for k, t in text]
-        last_word_p = last_word_probability([tok.decode([t]) for _, t in text], chosen)
+        last_word_p = last_word_probability(
+            [tok.decode([t]) for _, t in text],
+            lambda i: _log_softmax_at(np.asarray(steps[text[i][0]], np.float64), text[i][1]),
+        )
         return tok.decode([t for _, t in text]).strip(), len(ids), last_word_p
 
 

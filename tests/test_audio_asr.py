@@ -58,12 +58,12 @@ def test_the_last_word_is_its_tokens_without_the_final_punctuation():
     from audio.asr import last_word_probability
 
     pieces = [" Set", " a", " tim", "er", " for", "."]
-    logprobs = [-0.1, -0.1, -0.2, -0.4, -1.0, -0.05]
-    assert last_word_probability(pieces, logprobs) == pytest.approx(np.exp(-1.0))  # " for", not "."
-    assert last_word_probability(pieces[:4], logprobs[:4]) == pytest.approx(np.exp(-0.3))  # " tim" "er"
-    assert last_word_probability(["Hi", "!"], [-0.5, -0.1]) == pytest.approx(np.exp(-0.5))  # first word
-    assert last_word_probability([" ...", "?"], [-1.0, -1.0]) is None
-    assert last_word_probability([], []) is None
+    lp = [-0.1, -0.1, -0.2, -0.4, -1.0, -0.05].__getitem__  # the log-probability of piece i
+    assert last_word_probability(pieces, lp) == pytest.approx(np.exp(-1.0))  # " for", not "."
+    assert last_word_probability(pieces[:4], lp) == pytest.approx(np.exp(-0.3))  # " tim" "er"
+    assert last_word_probability(["Hi", "!"], [-0.5, -0.1].__getitem__) == pytest.approx(np.exp(-0.5))
+    assert last_word_probability([" ...", "?"], [-1.0, -1.0].__getitem__) is None
+    assert last_word_probability([], [].__getitem__) is None
 
 
 @pytest.mark.parametrize("voice, slack_words", [("piper", 1), ("espeak", 1)])
