@@ -26,6 +26,9 @@ from audio.vad import SpeechStopped, VadConfig
 from testkit.speech import speech_samples
 from tests.conftest import VOICE_PAIRS, session_config
 
+# Piper's fixed rendition (the same audio on every machine): a random one can hold a dip between words
+# long enough to start a speculative transcription (VadConfig.pause_ms), which these tests do not expect.
+FIXED = "piper-fixed"
 FINISHED = "Please set a timer for ten minutes."
 UNFINISHED = "I would like to book a table for"
 CHUNK_MS = 20
@@ -67,7 +70,7 @@ def stop_after_speech_ms(events: list) -> float:
 
 def test_a_finished_request_ends_after_a_short_silence(asr, judge):
     with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
-        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED, voice=FIXED), silence(3000)]))
     waited = stop_after_speech_ms(events)
     assert waited < SEMANTIC.max_wait_ms / 2, events  # ended on the judge's word, not the long wait
     assert any(isinstance(e, TurnLikely) for e in events)
@@ -77,7 +80,7 @@ def test_a_finished_request_ends_after_a_short_silence(asr, judge):
 
 def test_an_unfinished_request_waits_for_the_long_silence(asr, judge):
     # Piper's fixed rendition: a random one was once heard as "... a table for it." (a whole sentence).
-    unfinished = speech_samples(UNFINISHED, voice="piper-fixed")
+    unfinished = speech_samples(UNFINISHED, voice=FIXED)
     with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
         events = run(ep, np.concatenate([silence(300), unfinished, silence(3000)]))
     assert stop_after_speech_ms(events) >= SEMANTIC.max_wait_ms  # not cut off
@@ -111,7 +114,7 @@ def test_each_verdict_band_ends_the_turn_after_its_silence(asr, p, band):
     assert (cfg.threshold <= p) == (band == "complete")
     assert (cfg.unsure_threshold <= p) == (band != "max")
     with Endpointer(EndpointConfig(semantic=cfg), asr, judge=FixedJudge(p)) as ep:
-        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED, voice=FIXED), silence(3000)]))
     waited = stop_after_speech_ms(events)
     wanted = {"complete": cfg.complete_silence_ms, "unsure": cfg.unsure_silence_ms, "max": cfg.max_wait_ms}[
         band
@@ -149,7 +152,7 @@ def test_the_judge_hears_the_same_silence_however_soon_the_pause_fires(asr):
     pause_ms = VadConfig().pause_ms
     assert pause_ms < JUDGED_SILENCE_MS
     judge = ListeningJudge(0.9)
-    x = np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)])
+    x = np.concatenate([silence(300), speech_samples(FINISHED, voice=FIXED), silence(3000)])
     x += np.random.default_rng(0).normal(0.0, 0.003, len(x)).astype(np.float32)  # a room's noise floor
     with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
         events = run(ep, x)
@@ -188,7 +191,7 @@ def test_semantic_bands_are_validated():
 def test_without_a_judge_the_silence_rule_stays(asr):
     cfg = EndpointConfig(semantic=SEMANTIC)  # asked for, but no judge to ask: silence only
     with Endpointer(cfg, asr, judge=None) as ep:
-        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(1500)]))
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED, voice=FIXED), silence(1500)]))
     waited = stop_after_speech_ms(events)
     assert cfg.vad.silence_duration_ms <= waited < cfg.vad.silence_duration_ms + 100
     # The reply is still prepared in the pause, as soon as the transcript is in.
@@ -226,7 +229,7 @@ def test_a_failing_judge_is_reported_once_and_the_silence_rule_ends_the_turn(asr
     # It fails on every pause (a dip between words may fire one before the last word's).
     broken = Failing(judge, "p_complete", times=None)
     with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=broken) as ep:
-        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED, voice=FIXED), silence(3000)]))
     errors = [e for e in events if isinstance(e, EndpointError)]
     assert broken.failed >= 1 and len(errors) == broken.failed  # each failure reported once
     assert all(e.code == "turn_detection_failed" and "broke" in e.message for e in errors)
@@ -242,7 +245,7 @@ def test_a_failing_speculative_transcription_is_reported_and_the_turn_transcribe
     broken = Failing(asr, "transcribe", times=None)
     with Endpointer(EndpointConfig(semantic=semantic), broken, judge=judge) as ep:
         broken.when = lambda: ep.vad.state != ep.vad.QUIET
-        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(3000)]))
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED, voice=FIXED), silence(3000)]))
     errors = [e for e in events if isinstance(e, EndpointError)]
     turns = [e for e in events if isinstance(e, Turn)]
     assert broken.failed >= 1 and len(turns) == 1, events
@@ -262,7 +265,7 @@ class DeafASR:
 def test_a_turn_whose_transcription_fails_is_an_error_not_an_exception():
     deaf = DeafASR()
     with Endpointer(EndpointConfig(), deaf) as ep:  # server_vad
-        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED), silence(1500)]))
+        events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED, voice=FIXED), silence(1500)]))
     # The speculative calls (the pause's, and any a dip between words fired), then the retry at the end
     # of the turn: each failure reported once.
     assert deaf.calls >= 2
