@@ -72,7 +72,7 @@ class Session:
         self.speculation = speculation if speculation is not None else dict.fromkeys(SPECULATION_COUNTS, 0)
         self._clock: TurnClock | None = None  # the turn being heard, until its reply starts
         self.toolbox = Toolbox(Timers())  # built-in tools; their timers belong to this conversation
-        self._timer_watch = TimerWatch(  # a timer that goes off gets a reply once no reply is running
+        self.timer_watch = TimerWatch(  # a timer that goes off gets a reply once no reply is running
             self.toolbox.timers,
             busy=lambda: self.reply is not None or self._speculative is not None,
             speak=self._speak_up,
@@ -252,7 +252,7 @@ class Session:
         lm = self.engines.lm
         builtin = cfg.builtin_tools and lm is not None and lm.knows_tools
         toolbox = self.toolbox if builtin else None
-        return ToolTurn(cfg, toolbox, self.conversation, self._timer_watch.tool_ran)
+        return ToolTurn(cfg, toolbox, self.conversation, self.timer_watch.tool_ran)
 
     # -- speculation: a reply started in the user's pause, held until the end of the turn is confirmed --
     async def _turn_likely(self, ev: TurnLikely) -> None:
@@ -409,7 +409,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        self._timer_watch.close()
+        self.timer_watch.close()
         await self._discard_speculative(wait=True)
         reply = self._stop_reply()
         await self._listener.close()

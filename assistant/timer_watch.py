@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 
 from assistant.tools.timers import Timer, Timers, announcement
@@ -55,8 +54,7 @@ class TimerWatch:
 
     async def _watch(self) -> None:
         while True:
-            deadline = self.timers.next_deadline()
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())  # Timers' clock
+            wait = self.timers.seconds_to_next()  # on the timers' own clock
             self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), wait)

@@ -118,13 +118,14 @@ class InputStream:
     def __init__(
         self, device: int | str | None = None, rate: int = pcm.SAMPLE_RATE_ASR, block_ms: int = BLOCK_MS
     ):
+        index = select_device(device, "input")  # a machine without devices hears that first
         sd = _sd()
         self.rate = pcm.check_rate(rate)
         self.dropped = 0  # blocks lost because the reader fell behind
         self._q: queue.Queue[np.ndarray] = queue.Queue(maxsize=INPUT_QUEUE_BLOCKS)
         try:
             self._stream = sd.InputStream(
-                device=select_device(device, "input"),
+                device=index,
                 samplerate=self.rate,
                 channels=1,
                 dtype="float32",
@@ -167,13 +168,12 @@ class OutputStream:
     """Mono float32 playback with blocking writes; `stop()` drops queued audio (barge-in)."""
 
     def __init__(self, device: int | str | None = None, rate: int = pcm.SAMPLE_RATE_API):
+        index = select_device(device, "output")
         sd = _sd()
         self.rate = pcm.check_rate(rate)
         self._aborted = False
         try:
-            self._stream = sd.OutputStream(
-                device=select_device(device, "output"), samplerate=self.rate, channels=1, dtype="float32"
-            )
+            self._stream = sd.OutputStream(device=index, samplerate=self.rate, channels=1, dtype="float32")
         except AudioDeviceError:
             raise
         except Exception as e:

@@ -8,11 +8,12 @@
     normalize_text("It's 5 o'clock!") == normalize_text("it is five o clock")   # True
 
 Voices: "piper" (the bundled joe voice through audio.tts, transcribes well; piper varies each rendition
-at random), "piper-fixed" (the same voice without that variation: the same audio on every machine, for
-tests whose outcome hangs on what Whisper hears in a borderline clip) and "espeak" (the espeak-ng CLI,
-a robotic and harder voice). Files are cached by (voice, text, rate) under $DLM_TEST_CACHE or
-<tmp>/dlm_voice_speech; a cache hit costs a file stat. Audio is trimmed to its audible part, so a
-conversation's segment boundaries are the true speech boundaries (within a few ms).
+at random), "piper-fixed" (the same voice without that variation) and "espeak" (the espeak-ng CLI, a
+robotic and harder voice). A test hears only the committed take of its text (testkit/speech_corpus.py,
+tests/speech/), the same audio on every machine and run; a benchmark may speak any text, rendered anew.
+Files are cached by (voice, text, rate) under $DLM_TEST_CACHE or <tmp>/dlm_voice_speech; a cache hit
+costs a file stat. Audio is trimmed to its audible part, so a conversation's segment boundaries are the
+true speech boundaries (within a few ms).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -30,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from audio import pcm
+from testkit import speech_corpus
 
-CACHE_VERSION = "1"  # bump to invalidate cached audio when the recipe changes
+CACHE_VERSION = "2"  # bump to invalidate cached audio when the recipe changes
 VOICES = ("piper", "piper-fixed", "espeak")
 ESPEAK_VOICE = "en-us"
 TRIM_KEEP_MS = 10  # keep this much around the audible part so word onsets are not clipped
@@ -61,14 +64,10 @@ def load_transcriber():
 
 
 def require_espeak() -> None:
-    """Skip the calling test when espeak-ng is missing, unless CI demands system parts
-    (DLM_REQUIRE_SYSTEM=1)."""
-    if shutil.which("espeak-ng") is None:
-        import pytest
+    """Skip the calling test when espeak-ng is missing (fail instead where CI demands system parts)."""
+    from testkit.system import require_program
 
-        if os.environ.get("DLM_REQUIRE_SYSTEM") == "1":
-            pytest.fail("espeak-ng is not installed (apt-get install espeak-ng)")
-        pytest.skip("espeak-ng is not installed")
+    require_program("espeak-ng", apt="espeak-ng")
 
 
 def cache_dir() -> Path:
@@ -83,7 +82,7 @@ def _piper_synth():
     return _once("piper", Synthesizer.load)
 
 
-def _render(text: str, voice: str) -> tuple[np.ndarray, int]:
+def _render_native(text: str, voice: str) -> tuple[np.ndarray, int]:
     if voice in ("piper", "piper-fixed"):
         synth = _piper_synth()
         if voice == "piper-fixed":
@@ -101,6 +100,12 @@ def _render(text: str, voice: str) -> tuple[np.ndarray, int]:
         return pcm.read_wav(out)
 
 
+def render(text: str, voice: str, rate: int) -> np.ndarray:
+    """A fresh rendition of `text` in `voice`, trimmed, at `rate` (float32 [N])."""
+    x, src_rate = _render_native(text, voice)
+    return trim(pcm.resample(x, src_rate, rate), rate)
+
+
 def trim(x: np.ndarray, rate: int, level: float = pcm.AUDIBLE_LEVEL) -> np.ndarray:
     """Cut leading/trailing near-silence, keeping TRIM_KEEP_MS around the audible part."""
     span = pcm.sound_span(x, level)
@@ -116,12 +121,17 @@ def speech_samples(text: str, voice: str = "piper", rate: int = pcm.SAMPLE_RATE_
     return x
 
 
-def write_cached(path: Path, x: np.ndarray, rate: int) -> None:
-    """Write a cache file atomically: parallel test workers never read a half-written one."""
+def write_atomically(path: Path, write) -> None:
+    """write(tmp_path), then move it into place: parallel test workers never read a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    pcm.write_wav(tmp, x, rate)
+    write(tmp)
     os.replace(tmp, path)
+
+
+def write_cached(path: Path, x: np.ndarray, rate: int) -> None:
+    """Write a cached WAV atomically."""
+    write_atomically(path, lambda tmp: pcm.write_wav(tmp, x, rate))
 
 
 def make_speech(
@@ -134,17 +144,30 @@ def make_speech(
     if not text.strip():
         raise ValueError("text is empty")
     rate = pcm.check_rate(rate)
-    key = hashlib.sha1(f"{CACHE_VERSION}|{voice}|{rate}|{text}".encode()).hexdigest()[:16]
+    source = "committed" if speech_corpus.has(voice, text) else "rendered"
+    key = hashlib.sha1(f"{CACHE_VERSION}|{source}|{voice}|{rate}|{text}".encode()).hexdigest()[:16]
     cached = cache_dir() / f"{voice}_{rate}_{key}.wav"
     if not cached.exists():
-        x, src_rate = _render(text, voice)
-        write_cached(cached, trim(pcm.resample(x, src_rate, rate), rate), rate)
+        write_cached(cached, _speech(text, voice, rate), rate)
     if path is None:
         return cached
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, path)
     return path
+
+
+def _speech(text: str, voice: str, rate: int) -> np.ndarray:
+    """The committed clip at `rate`; outside the test suite, a fresh rendition of a text not committed."""
+    x = speech_corpus.lookup(voice, text)
+    if x is not None:
+        return pcm.resample(x, speech_corpus.CORPUS_RATE, rate)
+    if speech_corpus.strict():
+        raise LookupError(
+            f"the tests speak only committed clips, and {voice} {text!r} is not one: "
+            f"python -m testkit.make_speech_corpus --add {voice} {shlex.quote(text)}"
+        )
+    return render(text, voice, rate)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
 import json
 import shutil
 import tempfile
@@ -238,8 +239,23 @@ def trained_model(attention: str = "block_causal", shift: bool = False, autoregr
 
 @functools.cache
 def _trained(attention: str, shift: bool, autoregressive: bool):
+    """Trained once per machine: the weights are cached on disk under a key of everything they come from
+    (this file, the tokenizer, the setting), so the edit-test loop trains only after a change."""
+    from testkit.speech import cache_dir, write_atomically
+
     torch.set_num_threads(1)
+    tokenizer = tiny_tokenizer()
+    source = Path(__file__).read_bytes() + (tiny_tokenizer_dir() / "tokenizer.json").read_bytes()
+    key = hashlib.sha1(source + repr((attention, shift, autoregressive)).encode()).hexdigest()[:16]
+    path = cache_dir() / f"tiny_trained_{key}.pt"
+    if path.is_file():
+        if autoregressive:
+            attention, shift = "causal", True
+        model = Transformer(tiny_config(tokenizer.vocab_size, attention, shift))
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval(), tokenizer
     model, tokenizer, _ = train_tiny(attention, shift, autoregressive=autoregressive)
+    write_atomically(path, lambda tmp: torch.save(model.state_dict(), tmp))
     return model, tokenizer
 
 

@@ -81,39 +81,57 @@ def chats(pairs: list[tuple[str, str]]) -> list[tuple[list[dict], list[dict] | N
     return rows
 
 
-def train_test_model(out: Path, rows, steps: int, more_steps: int, rounds: int) -> list[str]:
+def train_test_model(out: Path, rows, steps: int, more_steps: int, rounds: int, start=None) -> list[str]:
     """Train the test model on `rows` into the checkpoint folder `out`, then check that the session's
     sampler gives every row's reply exactly; while some are off (float sums differ between CPUs, and a
-    tiny model memorises at the edge), train `more_steps` more, at most `rounds` times. Returns the
-    replies still wrong (empty: all memorised)."""
-    from assistant.config import SessionConfig
-    from dlm_core.checkpoints import save_checkpoint
-    from dlm_core.engine import DlmEngine
+    tiny model memorises at the edge), train `more_steps` more, at most `rounds` times. `start`: a
+    checkpoint folder to go on from (its tokenizer too) instead of a new model. Returns the replies still
+    wrong (empty: all memorised)."""
+    from dlm_core.checkpoints import load_checkpoint, save_checkpoint
     from testkit.tiny_dlm import train_tiny
 
-    tok = voice_tokenizer(out / "tokenizer", rows)
+    if start is None:
+        tok_dir, model = out / "tokenizer", None
+        tok = voice_tokenizer(tok_dir, rows)
+    else:
+        loaded = load_checkpoint(str(start))
+        tok_dir, tok, model = Path(start), loaded.tokenizer, loaded.model
     prompted = [(tok.chat_prompt(m, tools=t), r) for m, t, r in rows]
-    model, wrong = None, []
+    wrong = []
     for i in range(rounds):
-        n = steps if model is None else more_steps
+        n = steps if i == 0 else more_steps
         model, _, _ = train_tiny(
             "block_causal", steps=n, seed=i, tokenizer=tok, prompted=prompted, init=model, **MODEL
         )
-        save_checkpoint(model, out / "tokenizer", out)
-        engine = DlmEngine.load(str(out))
-        sampler = SessionConfig().sampler(engine.family)
-        wrong = [r for m, t, r in rows if "".join(c.text for c in engine.reply(m, sampler, tools=t)) != r]
-        engine.close()
+        save_checkpoint(model, tok_dir, out)
+        wrong = wrong_replies(out, rows)
         if not wrong:
             break
     return wrong
 
 
-def voice_tokenizer(out: Path, rows) -> DlmTokenizer:
-    """A BPE in the bundled layout (its special tokens and dlm_voice template), trained on the rows."""
+def wrong_replies(folder: Path, rows) -> list[str]:
+    """The rows whose reply the model in `folder` does not give exactly, through a session's sampler."""
+    from assistant.config import SessionConfig
+    from dlm_core.engine import DlmEngine
+
+    engine = DlmEngine.load(str(folder))
+    try:
+        sampler = SessionConfig().sampler(engine.family)
+        return [r for m, t, r in rows if "".join(c.text for c in engine.reply(m, sampler, tools=t)) != r]
+    finally:
+        engine.close()
+
+
+def rendered(rows) -> list[str]:
+    """Each row as the dlm_voice chat template renders it, reply included: the text the model learns."""
     from dlm_core.tool_calls import DLM_VOICE_TEMPLATE
 
     probe = DlmTokenizer(None, None, DLM_VOICE_TEMPLATE)  # renders text only
-    texts = [probe.chat_text(m, tools=t) + r for m, t, r in rows]
-    save_tokenizer(train_bpe(texts * 4, VOCAB_SIZE), out)
+    return [probe.chat_text(m, tools=t) + r for m, t, r in rows]
+
+
+def voice_tokenizer(out: Path, rows) -> DlmTokenizer:
+    """A BPE in the bundled layout (its special tokens and dlm_voice template), trained on the rows."""
+    save_tokenizer(train_bpe(rendered(rows) * 4, VOCAB_SIZE), out)
     return DlmTokenizer.from_dir(out)

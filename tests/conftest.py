@@ -1,8 +1,8 @@
 """Shared fixtures for the assistant tests: one set of real models per test process, and a live server.
 
-The LM is `DLM_TEST_MODEL` when set (e.g. the shipped default), else a tiny block-causal diffusion model
-trained here (testkit/tiny_dlm.py) and saved once as a checkpoint folder in the speech cache, so every
-test process after the first loads it in well under a second. Whisper and piper are the bundled models.
+The LM is `DLM_TEST_MODEL` when set (e.g. the shipped default), else the tiny block-causal diffusion model
+of testkit/voice_model.py (committed in tests/models/tiny_voice, trained anew only when its recipe
+changes). Whisper and piper are the bundled models; the speech tests hear is committed in tests/speech/.
 """
 
 from __future__ import annotations
@@ -20,68 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TINY_CKPT_VERSION = "9"  # bump when the recipe, VOICE_PAIRS, FOLLOW_UP or testkit.tool_chat change
-TINY_STEPS = 1200  # then TINY_MORE_STEPS more, up to TINY_ROUNDS in all, until every reply is exact
-TINY_MORE_STEPS = 300
-TINY_ROUNDS = 4
-# Prompts as Whisper writes them (capitals, punctuation), so spoken questions reach memorised replies.
-VOICE_PAIRS = [
-    ("What is the capital of France?", "The capital of France is Paris, a city on the Seine."),
-    ("Hello, how are you today?", "I am doing well, thank you. How can I help you?"),
-    ("Tell me a joke.", "Why did the robot cross the road? To charge its battery."),
-]
+from testkit.speech_corpus import STRICT_ENV  # noqa: E402 (the repository root is on the path now)
+from testkit.voice_model import FOLLOW_UP, VOICE_PAIRS, checkpoint_dir  # noqa: E402, F401 (for the tests)
 
-# The second question of a conversation, asked after the first was answered, and the reply memorised for
-# it there: not the one the same question gets alone, so a test can tell that the conversation was kept
-# (the tiny model answers only what it memorised; an untrained two-turn prompt got an empty reply).
-FOLLOW_UP = (VOICE_PAIRS[0], VOICE_PAIRS[1][0], "Still well, thank you. Paris is lovely in spring.")
-
-
-def follow_up_row() -> tuple[list[dict], None, str]:
-    """FOLLOW_UP as a (messages, tools, reply) training row."""
-    (question, answer), second, reply = FOLLOW_UP
-    messages = [
-        {"role": "user", "content": question},
-        {"role": "assistant", "content": answer},
-        {"role": "user", "content": second},
-    ]
-    return messages, None, reply
-
-
-def heard_variants() -> list[tuple[str, str]]:
-    """Whisper punctuates the same words differently from one call to the next ("Hello, how are you
-    today?" or "Hello? How are you today?"), and the tiny model only knows the prompts it memorised."""
-    out = []
-    for question, reply in VOICE_PAIRS:
-        head, sep, tail = question.partition(", ")
-        if sep:
-            out += [(f"{head}{mark} {tail[0].upper()}{tail[1:]}", reply) for mark in ("?", ".", "!")]
-    return out
-
-
-def tiny_checkpoint_dir() -> Path:
-    """A checkpoint folder of the tiny trained model (trained on first use, then cached on disk)."""
-    from testkit.speech import cache_dir
-
-    out = cache_dir() / f"tiny_dlm_ckpt_v{TINY_CKPT_VERSION}"
-    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
-        return out
-
-    from testkit import tiny_dlm as fx
-    from testkit import tool_chat
-
-    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    rows = [*tool_chat.chats(fx.PAIRS + VOICE_PAIRS + heard_variants()), follow_up_row()]
-    wrong = tool_chat.train_test_model(tmp, rows, TINY_STEPS, TINY_MORE_STEPS, TINY_ROUNDS)
-    if wrong:  # the tests that need these replies fail with their own message; say why here too
-        print(f"the tiny test model did not memorise {len(wrong)} replies: {wrong}", file=sys.stderr)
-    if not out.exists():
-        os.replace(tmp, out)
-    return out
+# Tests speak only the committed clips of tests/speech/ (testkit/speech_corpus.py): the same audio on every
+# machine and run. Set in the environment, so the benchmarks and CLIs the tests start hear them too.
+os.environ[STRICT_ENV] = "committed"
 
 
 def lm_spec() -> str:
-    return os.environ.get("DLM_TEST_MODEL") or str(tiny_checkpoint_dir())
+    return os.environ.get("DLM_TEST_MODEL") or str(checkpoint_dir())
 
 
 # Replies of the tiny model are only meaningful without a system prompt (it was trained on bare chats).

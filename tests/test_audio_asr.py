@@ -4,8 +4,6 @@ The accuracy check compares our path (VAD + speculative transcription over a who
 faster-whisper call on each utterance, on the same speech and the same loaded model.
 """
 
-import time
-
 import numpy as np
 import pytest
 
@@ -20,7 +18,6 @@ from testkit.speech import (
     make_conversation_wav,
     make_speech,
     normalize_text,
-    require_espeak,
     speech_samples,
     word_error_rate,
 )
@@ -72,8 +69,6 @@ def test_our_path_is_no_less_accurate_than_plain_faster_whisper(asr, voice, slac
     # edges (over 16 sentences ours is better, see bench.audio). Which word flips depends on the CPU's int8
     # kernels: on an AVX512 machine our path hears "Paris" as "pairs" where the plain call does not, and on
     # an AVX2 machine it did not; one word in the 32 of these four sentences is within that noise.
-    if voice == "espeak":
-        require_espeak()
     utts = UTTERANCES[:4]
     slack = slack_words / sum(len(normalize_text(u).split()) for u in utts)
     parts = [0.5]
@@ -116,23 +111,6 @@ def test_speech_after_a_short_pause_discards_the_speculation(asr):
         stats = dict(ep.stats)
     assert len(turns) == 1 and stats["discarded"] >= 1
     assert normalize_text(turns[0].text) == normalize_text("Turn off the lights in the living room.")
-
-
-def test_live_stream_gets_the_transcript_sooner_than_one_asr_call(asr):
-    """Fed in real time, the speculative call overlaps the 500 ms silence wait; without it, it cannot."""
-    x = make_conversation_wav([0.3, UTTERANCES[6], 0.8]).samples
-    chunk = pcm.ms_to_samples(50, 16000)
-    for speculative in (True, False):
-        with Endpointer(EndpointConfig(speculative=speculative), asr) as ep:
-            turns, t0 = [], time.perf_counter()
-            for i in range(0, len(x), chunk):
-                time.sleep(max(0.0, t0 + pcm.samples_to_ms(i, 16000) / 1000 - time.perf_counter()))
-                turns += [e for e in ep.feed(x[i : i + chunk]) if isinstance(e, Turn)]
-        (turn,) = turns
-        if speculative:  # at most what is left of the call when the silence ends (~0: it ran in it)
-            assert turn.speculative and turn.wait_ms < turn.asr_ms / 2, turn
-        else:
-            assert not turn.speculative and turn.wait_ms >= turn.asr_ms, turn
 
 
 def test_transcribe_file_resamples_any_rate(asr, tmp_path):
@@ -205,7 +183,6 @@ LOOPING_CLIPS = [("Tell me a joke.", "piper-fixed", {"joke"}), ("Sounds good.", 
 def test_a_short_window_loop_is_answered_without_the_slow_path(asr, monkeypatch):
     from audio.asr import looks_degenerate, token_budget, without_repeats
 
-    require_espeak()
     full_calls = []
     slow_path = asr._transcribe_full
     monkeypatch.setattr(asr, "_transcribe_full", lambda *a, **k: full_calls.append(1) or slow_path(*a, **k))

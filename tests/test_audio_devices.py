@@ -4,8 +4,6 @@ Listing, selection and playback run on a private PulseAudio daemon with a virtua
 fixture), so they check real devices on any machine; without pulseaudio they skip, and in CI
 (DLM_REQUIRE_SYSTEM=1) they fail."""
 
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,8 +14,10 @@ import pytest
 
 from audio import devices
 from audio.devices import AudioDeviceError, DeviceInfo, list_devices, select_device
+from testkit.system import require_library, require_program
 
 
+@pytest.mark.slow
 def test_list_devices_returns_device_info(pulse):
     devs = list_devices()
     assert any(d.name == "pulse" and d.inputs > 0 and d.outputs > 0 for d in devs), devs
@@ -25,6 +25,7 @@ def test_list_devices_returns_device_info(pulse):
     assert sum(d.default_input for d in devs) == 1 and sum(d.default_output for d in devs) == 1, devs
 
 
+@pytest.mark.slow
 def test_a_device_is_chosen_by_index_or_name_and_a_wrong_one_lists_the_choices(pulse):
     index = next(d.index for d in list_devices() if d.name == "pulse")
     assert select_device("pulse", "input") == index and select_device(str(index), "output") == index
@@ -76,10 +77,8 @@ def _refresh_portaudio():
 @pytest.fixture(scope="module")
 def pulse(tmp_path_factory):
     """A private PulseAudio daemon with a null sink `spk`; its monitor is the default input (a loopback)."""
-    if shutil.which("pulseaudio") is None or shutil.which("pacat") is None:
-        if os.environ.get("DLM_REQUIRE_SYSTEM") == "1":
-            pytest.fail("pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils)")
-        pytest.skip("pulseaudio is not installed")
+    require_program("pulseaudio", "pactl", "pacat", apt="pulseaudio pulseaudio-utils")
+    require_library("portaudio", apt="libportaudio2")
     root = tmp_path_factory.mktemp("pulse")
     env = {
         "XDG_RUNTIME_DIR": root / "run",
@@ -150,6 +149,7 @@ def _capture_while(fn, seconds):
     return np.concatenate(got)
 
 
+@pytest.mark.slow
 def test_playback_is_captured_through_the_loopback(pulse):
     assert any(d.name == "pulse" for d in list_devices())
     rate = 24000
@@ -162,6 +162,7 @@ def test_playback_is_captured_through_the_loopback(pulse):
     assert abs(np.argmax(spectrum) * 16000 / len(y) - 440) < 5
 
 
+@pytest.mark.slow
 def test_stop_drops_queued_playback(pulse):
     rate = 24000
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(4 * rate) / rate)).astype(np.float32)  # 4 s

@@ -21,7 +21,7 @@ from audio.vad import (
     VadConfig,
     silero_path,
 )
-from testkit.speech import UTTERANCES, make_conversation_wav, require_espeak
+from testkit.speech import UTTERANCES, make_conversation_wav
 
 BOUNDARY_TOLERANCE_MS = 100
 
@@ -61,8 +61,6 @@ def test_frame_by_frame_matches_faster_whisper_batched_call(silero):
 
 @pytest.mark.parametrize("voice, noise_db", [("piper", None), ("piper", -45), ("espeak", None)])
 def test_events_land_within_100_ms_of_true_boundaries(silero, voice, noise_db):
-    if voice == "espeak":
-        require_espeak()
     parts = [0.7]
     for u in UTTERANCES[:5]:
         parts += [u, 0.9]

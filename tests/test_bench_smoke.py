@@ -8,7 +8,10 @@ import sys
 
 import pytest
 
+from testkit.speech import require_espeak
 from tests.conftest import ROOT, TINY_FLAGS, lm_spec
+
+pytestmark = pytest.mark.slow  # the benchmarks' smoke runs
 
 BENCH_TIMEOUT_S = 600
 
@@ -33,6 +36,7 @@ def test_voice_latency_quick_runs_both_turn_detections():
 
 
 def test_turn_eval_quick_builds_the_labelled_set_and_scores_it():
+    require_espeak()  # the labelled set has an espeak-ng voice beside piper
     result = run_bench("bench.turn_eval", "--quick")
     held_out = result["set"]["held_out"]
     assert held_out["complete"] > 0 and held_out["broken"] > 0, result["set"]  # both labels, unseen sentences
@@ -44,10 +48,11 @@ def test_tool_latency_runs_a_tool_turn_beside_a_plain_one():
     if TINY_FLAGS == []:
         pytest.skip("only the tiny test model is known to call a tool for the bench's question")
     result = run_bench("bench.tool_latency", "--model", lm_spec(), "--turns", "1")
+    assert result["tool"]["turns"] == result["plain"]["turns"] == 1, result
     assert result["tool"]["with_call"] == 1 and result["plain"]["with_call"] == 0, result
-    assert result["tool"]["voice_to_voice_median"] > 0 and result["plain"]["voice_to_voice_median"] > 0, (
-        result
-    )
+    # What the tiny model says after get_time's result is not memorised (the result holds the time of the
+    # run), and it may say nothing: then the tool turn has no voice to time. The plain turn always has.
+    assert result["plain"]["voice_to_voice_median"] > 0, result
 
 
 def test_faithful_agreement_measures_every_option_against_faithful():

@@ -24,6 +24,8 @@ from tests.conftest import (
     weaker_check,
 )
 
+pytestmark = pytest.mark.slow  # the CLI as processes that load the models
+
 RUN_TIMEOUT_S = 240  # model loading on a busy 2-core machine
 
 

@@ -4,8 +4,9 @@ A fault (an exception) in the LM or in piper ends that response with `response.d
 and an `error`; a fault in the VAD, in Whisper or in the end-of-turn judge is an `error`; in every case
 that session takes the next turn and other sessions never notice. A built-in tool that raises gives the
 model an error result, and the reply goes on. A client that disconnects mid-reply (text or voice) stops
-its generation and its synthesis within 200 ms of the server seeing it go, measured with the times the
-LM and piper stages note themselves, and leaves nothing behind: no KV cache, thread, task or session
+its generation and its synthesis as soon as the server sees it go (no LM step but the one under way, no
+new piper piece begins after that, as the stages note themselves: an order, not a duration), and leaves
+nothing behind: no KV cache, thread, task or session
 object. Faults are injected by wrapping the real engines, which do the real work around the fault.
 """
 
@@ -31,11 +32,15 @@ from audio import pcm
 from testkit.speech import speech_samples
 from tests.conftest import TEST_INSTRUCTIONS, VOICE_PAIRS, ServerThread, session_config
 
+pytestmark = pytest.mark.slow  # whole spoken turns with faults injected
+
 QUESTION = VOICE_PAIRS[0][0]
 JOKE = VOICE_PAIRS[2][0]  # a two-sentence reply: two piper pieces
 FRAME_TIMEOUT_S = 60
 TRAILING_SILENCE_S = 2.5  # ends the turn whatever the end-of-turn judge thinks (it waits 2 s at most)
-STOP_S = 0.2  # a vanished client's generation and synthesis stop within this of the server seeing it go
+# A vanished client's generation stops at once: of the ~13 steps its reply had left, at most the one the
+# engine thread was already asked for (and the one in flight) begin after the server saw it go.
+LATE_STEPS = 2
 # A vanishing client's reply must still be going when it leaves: each LM step is slowed as a bigger model's
 # would be, and one token is committed per step (17 steps for the tiny model's replies, ~0.8 s in all).
 STEP_DELAY_S = 0.04
@@ -460,7 +465,7 @@ async def until_gone(server: ServerThread) -> None:
 
 
 @pytest.mark.parametrize("turn, stage", [("text", "lm"), ("text", "tts"), ("voice", "tts")])
-async def test_a_client_that_vanishes_mid_reply_stops_it_within_200_ms_and_leaves_nothing_behind(
+async def test_a_client_that_vanishes_mid_reply_stops_it_and_leaves_nothing_behind(
     engines, monkeypatch, turn, stage
 ):
     lm, tts = SlowLM(engines.lm, VANISH_AT_STEP), TimedTTS(engines.tts)
@@ -477,18 +482,14 @@ async def test_a_client_that_vanishes_mid_reply_stops_it_within_200_ms_and_leave
         assert engines.lm.forward_calls == calls  # no generation for a client that is gone
         gone = departure.seen
         assert lm.finished is None or lm.finished > gone, "the reply ended before the client left"
-        lm_stop = lm.steps[-1][1] - gone  # the end of the last LM step after the server saw the close
-        assert lm_stop <= STOP_S, f"the LM went on {lm_stop * 1000:.0f} ms"
+        late = [start for start, _ in lm.steps if start > gone]  # LM steps begun after the server saw it go
+        assert len(late) <= LATE_STEPS, f"the LM took {len(late)} more steps for a client that is gone"
+        # piper cannot be cut short: the piece it was making when the client left ends, and no other starts
         assert not [c for c in tts.calls if c[0] > gone], "piper started a piece for a client that is gone"
-        if tts.calls:  # piper cannot be cut short: the piece it was making when the client left ends
-            start, end = tts.calls[-1]
-            assert end - gone <= STOP_S or start < gone, f"piper went on {(end - gone) * 1000:.0f} ms"
         assert engines.lm.session_cached_tokens(session_id) == 0  # its KV cache is freed
         assert _session_threads() <= threads_before  # its endpointer threads ended
         assert _loop_tasks(server) <= tasks_before  # and no task of it is left on the server's loop
         gc.collect()
         assert departure.session() is None  # nor the session itself (its audio, history, reply)
-        piper = f", piper +{(tts.calls[-1][1] - gone) * 1000:.0f} ms" if tts.calls else ""
-        print(f"\n{turn}/{stage}: stopped after the close: LM +{lm_stop * 1000:.0f} ms{piper}")
     finally:
         server.close()

@@ -24,7 +24,8 @@ SMOKE_TIMEOUT_S = smoke_max_s() + 30  # beyond the bench's own bound: a Python s
 # Fewer sessions than serve's default (8, 4 per address): the refusal check then proves that bench.load
 # passes its limits to `serve` (serve's defaults would let the 4th session in), and costs less.
 MAX_SESSIONS, PER_CLIENT = 3, 2
-pytestmark = pytest.mark.timeout(SMOKE_TIMEOUT_S + 60)  # the fixture runs inside the first test
+# bench.load's smoke run is slow; the fixture runs inside the first test, so its timeout is the module's
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(SMOKE_TIMEOUT_S + 60)]
 
 
 @pytest.fixture(scope="module")

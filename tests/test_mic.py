@@ -24,7 +24,10 @@ import pytest
 
 from audio import pcm
 from testkit.speech import make_conversation_wav, normalize_text, word_error_rate
+from testkit.system import require_library, require_program
 from tests.conftest import ROOT, TINY_FLAGS, lm_spec
+
+pytestmark = pytest.mark.slow  # the microphone mode on a PulseAudio daemon
 
 QUESTION = "What is the capital of France?"
 BARGE_IN = "Tell me a joke."
@@ -41,10 +44,8 @@ LOUD = 0.02  # a recorded sample above this is reply audio (the sinks otherwise 
 
 
 def _require_pulse():
-    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
-        if os.environ.get("DLM_REQUIRE_SYSTEM"):
-            pytest.fail("pulseaudio is not installed")
-        pytest.skip("pulseaudio is not installed")
+    require_program("pulseaudio", "pactl", "pacat", apt="pulseaudio pulseaudio-utils")
+    require_library("portaudio", apt="libportaudio2")
 
 
 class PulseRig:

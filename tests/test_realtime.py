@@ -20,6 +20,8 @@ import pytest
 from audio import pcm
 from testkit.speech import make_conversation_wav, normalize_text, word_error_rate
 
+pytestmark = pytest.mark.slow  # spoken turns through the official SDK in real time
+
 openai = pytest.importorskip("openai")
 
 QUESTION = "What is the capital of France?"

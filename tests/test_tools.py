@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 
@@ -17,12 +16,13 @@ from assistant import frames as F
 from assistant.session import Session
 from testkit.tool_chat import CLIENT_ANSWER, CLIENT_CALL, CLIENT_RESULT, CLIENT_TOOL
 from tests.conftest import TEST_INSTRUCTIONS, ServerThread, session_config
+from tests.test_builtin_tools import FakeClock
 from tests.test_pipeline import frames_until
 from tests.test_realtime import recv_until
 
 openai = pytest.importorskip("openai")
 
-TIMER_FIRES_WITHIN_S = 15  # a 3 s timer, on a busy machine
+QUIET_S = 1.0  # how long a test watches for a reply that must not start
 TINY = TEST_INSTRUCTIONS is not None  # the tiny model, which knows the calls of testkit/tool_chat.py
 needs_tiny = pytest.mark.skipif(not TINY, reason="only the tiny test model is known to make these calls")
 
@@ -61,22 +61,41 @@ async def test_a_builtin_call_runs_and_joins_the_conversation(engines):
     assert messages[1]["tool_calls"][0]["function"]["name"] == "get_time" and messages[2]["role"] == "tool"
 
 
+def fake_clock(s: Session) -> FakeClock:
+    """Put the session's timers on a clock that moves only when the test advances it."""
+    clock = FakeClock()
+    s.toolbox.timers.clock = clock
+    return clock
+
+
+async def advance(s: Session, clock: FakeClock, seconds: float) -> None:
+    """Move the timers' clock on and wake the session's watch, as the passing time would."""
+    clock.advance(seconds)
+    s.timer_watch.tool_ran()
+    await asyncio.sleep(0)
+
+
+async def nothing_starts(s: Session, got: list) -> None:
+    """No reply starts within a moment (an absence: it passes vacuously on a slow machine, never wrongly)."""
+    with pytest.raises(asyncio.TimeoutError):
+        await frames_until(s, lambda f: isinstance(f, F.ResponseStarted), got, timeout=QUIET_S)
+
+
 @needs_tiny
-async def test_a_timer_fires_with_a_chime_and_can_be_cancelled(engines):
+async def test_a_timer_fires_with_a_chime_when_its_time_has_come(engines):
     s = Session(engines, session_config(builtin_tools=True))
+    clock = fake_clock(s)
     got: list = []
     try:
-        set_at = time.monotonic()
         await ask(s, "Set a timer for three seconds.", got)
         out = json.loads(next(f for f in got if isinstance(f, F.FunctionOutput)).output)
         assert out["seconds"] == 3 and out["id"].startswith("timer_")
+        await advance(s, clock, 2.5)
+        await nothing_starts(s, got)  # not before its time
+        await advance(s, clock, 0.5)
         started = await frames_until(
-            s,
-            lambda f: isinstance(f, F.ResponseStarted) and f.metadata is not None,
-            got,
-            TIMER_FIRES_WITHIN_S,
+            s, lambda f: isinstance(f, F.ResponseStarted) and f.metadata is not None, got
         )
-        assert time.monotonic() - set_at >= 3 - 0.5
         assert started.metadata == {"source": "timer", "timer": {"id": out["id"], "label": "", "seconds": 3}}
         done = await frames_until(s, lambda f: isinstance(f, F.ResponseDone), got)
         assert "timer is done" in done.text.lower()
@@ -90,6 +109,7 @@ async def test_a_timer_fires_with_a_chime_and_can_be_cancelled(engines):
 @needs_tiny
 async def test_a_cancelled_timer_never_speaks_up(engines):
     s = tool_session(engines)
+    clock = fake_clock(s)
     got: list = []
     try:
         await ask(s, "Set a timer for three seconds.", got)
@@ -99,8 +119,8 @@ async def test_a_cancelled_timer_never_speaks_up(engines):
         cancelled = await ask(s, "Cancel my timer.", got)
         output = [f for f in got if isinstance(f, F.FunctionOutput)][-1]
         assert cancelled.status == "completed" and len(json.loads(output.output)["cancelled"]) == 1
-        with pytest.raises(asyncio.TimeoutError):
-            await frames_until(s, lambda f: isinstance(f, F.ResponseStarted), got, timeout=5)
+        await advance(s, clock, 10)  # well past the time it would have gone off
+        await nothing_starts(s, got)
     finally:
         await s.close()
     assert s.toolbox.timers.list() == []

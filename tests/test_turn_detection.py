@@ -297,6 +297,7 @@ async def talk(s: Session, x: np.ndarray) -> list:
     return got
 
 
+@pytest.mark.slow
 async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, monkeypatch):
     # An eager judge (any pause counts as an end) with a long confirmation: the first half of the
     # request starts a held reply (prepare_reply_ms before the confirmation, inside the pause), the
@@ -319,6 +320,7 @@ async def test_the_speculated_reply_is_discarded_when_the_user_goes_on(engines, 
     assert 0.0 <= got[-1].p_complete <= 1.0  # the judge's verdict on the turn, for dlm.turn_metrics
 
 
+@pytest.mark.slow
 async def test_server_vad_answers_with_the_reply_prepared_in_the_pause(engines):
     # Silence only still speculates: the reply starts in the pause and is released when the silence
     # ends the turn, so the answer does not wait for the LM and piper after the endpoint. (1.2 s of

@@ -21,7 +21,10 @@ from pathlib import Path
 import pytest
 
 from testkit.speech import make_conversation_wav, normalize_text
+from testkit.system import require_path
 from tests.conftest import weaker_check
+
+pytestmark = pytest.mark.slow  # the browser page in real Chromium
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -48,14 +51,6 @@ BASE_FLAGS = [
 ]
 
 
-def require(ok: bool, why: str) -> None:
-    """Skip when a system part is missing, except in CI (DLM_REQUIRE_SYSTEM=1) where it is a failure."""
-    if not ok:
-        if os.environ.get("DLM_REQUIRE_SYSTEM"):
-            pytest.fail(why)
-        pytest.skip(why)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,7 +61,7 @@ def free_port() -> int:
 def base_url(request) -> str:
     """The real assistant server: the shared in-process one from conftest (a thread, models loaded once),
     or the one at $DLM_WEB_SERVER."""
-    require(CHROMIUM.exists(), "Chromium is missing: apt-get install chromium")
+    require_path(CHROMIUM, apt="chromium")
     if os.environ.get("DLM_WEB_SERVER"):
         return os.environ["DLM_WEB_SERVER"].rstrip("/")
     server = request.getfixturevalue("server")
@@ -340,7 +335,7 @@ def test_page_files_are_package_data():
 def test_page_shows_a_tool_card_for_a_spoken_request(playwright, tmp_path_factory, screens_dir, request):
     """Ask for a timer out loud: the set_timer call shows as a card with its result, and when the timer
     rings the card says so and the server's announcement shows in the log."""
-    require(CHROMIUM.exists(), "Chromium is missing: apt-get install chromium")
+    require_path(CHROMIUM, apt="chromium")
     if os.environ.get("DLM_TEST_MODEL") or os.environ.get("DLM_WEB_SERVER"):
         pytest.skip("only the tiny test model is known to call set_timer for a spoken request")
     from tests.conftest import ServerThread, session_config

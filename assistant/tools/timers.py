@@ -43,7 +43,7 @@ class Timers:
     are injectable so tests run on a fake clock."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] = local_now):
-        self._clock = clock
+        self.clock = clock  # monotonic seconds; a test may swap in a fake one
         self._wall = wall
         self._timers: list[Timer] = []  # in the order they were set
         self._made = 0  # timers ever set: the next id's number
@@ -66,7 +66,7 @@ class Timers:
             duration = _duration(seconds or 0, minutes or 0, hours or 0, any(p < 0 for p in parts))
             fires_at_wall = wall + timedelta(seconds=duration)
         self._made += 1
-        timer = Timer(f"timer_{self._made}", label, duration, self._clock() + duration, fires_at_wall, at)
+        timer = Timer(f"timer_{self._made}", label, duration, self.clock() + duration, fires_at_wall, at)
         self._timers.append(timer)
         return timer
 
@@ -75,7 +75,7 @@ class Timers:
         return sorted(self._timers, key=_firing_order)
 
     def seconds_left(self, timer: Timer) -> float:
-        return max(timer.fires_at - self._clock(), 0.0)
+        return max(timer.fires_at - self.clock(), 0.0)
 
     def cancel(self, id: str | None = None, label: str | None = None, all: bool = False) -> list[Timer]:
         """Stop timers by id, by label (or spoken name, "10 minute"), every one, or the only one."""
@@ -98,9 +98,14 @@ class Timers:
         """When the soonest timer fires (clock seconds), or None when none is running."""
         return min((t.fires_at for t in self._timers), default=None)
 
+    def seconds_to_next(self) -> float | None:
+        """How long until the soonest timer fires (0 when it is due), or None when none is running."""
+        deadline = self.next_deadline()
+        return None if deadline is None else max(0.0, deadline - self.clock())
+
     def pop_due(self, now: float | None = None) -> list[Timer]:
         """The timers due by `now` (default: the clock), soonest first; they leave the list."""
-        now = self._clock() if now is None else now
+        now = self.clock() if now is None else now
         due = sorted((t for t in self._timers if t.fires_at <= now), key=_firing_order)
         self._timers = [t for t in self._timers if t not in due]
         return due
