@@ -1,4 +1,4 @@
-"""Command line: `python -m assistant {serve,mic,chat,transcribe,say}` (also installed as `dlm-voice`).
+"""Command line: `python -m assistant {serve,lm-server,mic,chat,transcribe,say}` (or `dlm-voice`).
 
 Every subcommand loads only the models it needs, once. A missing model prints one line saying what to
 install or pass and exits with EXIT_MISSING_MODEL; a flag value the configuration refuses prints why and
@@ -62,6 +62,10 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not offer the built-in tools (time and date, arithmetic, units, timers)",
     )
+    g = p.add_argument_group("remote LM (replies from an OpenAI-compatible server instead of --model)")
+    g.add_argument("--lm-url", metavar="URL", help="chat-completions server, e.g. http://127.0.0.1:8766/v1")
+    g.add_argument("--lm-api-key", metavar="KEY", help="its API key (env DLM_LM_API_KEY)")
+    g.add_argument("--lm-model", metavar="NAME", help="the served model to use (default: the first listed)")
 
 
 def _add_serve_flags(p: argparse.ArgumentParser) -> None:
@@ -99,6 +103,40 @@ def _add_serve_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_lm_server_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", help="diffusion LM: checkpoint folder or hub id (env DLM_MODEL; default: bundled)"
+    )
+    p.add_argument("--device", default="cpu", help="torch device for the LM (cpu, cuda)")
+    p.add_argument(
+        "--preset",
+        choices=KNOB_PRESETS,
+        default=None,
+        help="decoding of requests that name no preset (env DLM_PRESET; default: auto)",
+    )
+    p.add_argument("--name", help="the model's name on the wire (default: --model as given, or dlm-voice)")
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8766; 0 picks a free one)")
+    p.add_argument(
+        "--api-key", default=None, help="key clients must send; required beyond loopback (env DLM_API_KEY)"
+    )
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve beyond loopback without a key (anyone may use it)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a web origin whose pages may call it (repeatable)",
+    )
+    p.add_argument(
+        "--max-generations", type=int, default=None, metavar="N", help="replies made at once (default 32)"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlm-voice", description="A voice assistant whose LM is a masked-diffusion LM."
@@ -112,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", parents=[common], help="browser page at / and the Realtime API at /v1/realtime"
     )
     _add_serve_flags(p)
+
+    p = sub.add_parser("lm-server", help="the diffusion LM alone, as OpenAI chat completions at /v1")
+    _add_lm_server_flags(p)
 
     p = sub.add_parser("mic", parents=[common], help="talk through the local microphone and speakers")
     p.add_argument("--input-device", help="input device index or name substring (see --list-devices)")
@@ -145,8 +186,11 @@ def _models(args):
     from assistant.config import ModelsConfig
 
     kw = {"model": args.model, "asr_model": args.asr_model, "voice": args.voice, "device": args.device}
+    kw.update(lm_url=args.lm_url, lm_model=args.lm_model)
     if args.preset:
         kw["preset"] = args.preset
+    if args.lm_api_key:
+        kw["lm_api_key"] = args.lm_api_key
     with flag_values():
         return ModelsConfig(**kw)
 
@@ -210,6 +254,46 @@ def cmd_serve(args) -> int:
         pass
     finally:
         engines.close()
+    return 0
+
+
+def cmd_lm_server(args) -> int:
+    from assistant.config import DEFAULT_HOST, ModelsConfig, ServerConfig
+    from assistant.lm_server import DEFAULT_LM_PORT, DEFAULT_MODEL_NAME, LmServer, LmServerConfig
+    from dlm_core.engine import DlmEngine
+
+    with flag_values():
+        models = ModelsConfig(
+            model=args.model, device=args.device, **({"preset": args.preset} if args.preset else {})
+        )
+        net = ServerConfig(
+            host=args.host or DEFAULT_HOST,
+            port=DEFAULT_LM_PORT if args.port is None else args.port,
+            insecure_no_auth=args.insecure_no_auth,
+            allow_origins=tuple(args.allow_origin or ()),
+            **({"api_key": args.api_key} if args.api_key else {}),
+        )
+        limit = {} if args.max_generations is None else {"max_generations": args.max_generations}
+        cfg = LmServerConfig(net, args.name or args.model or DEFAULT_MODEL_NAME, models.preset, **limit)
+    engine = DlmEngine.load(models.model, device=models.device)
+
+    async def main():
+        server = await LmServer(engine, cfg).start()
+        print(f"serving {cfg.model_name} on {server.url}  (OpenAI chat completions)", flush=True)
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()  # open replies are closed, so their generations stop
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.close()
     return 0
 
 
@@ -298,6 +382,7 @@ def cmd_mic(args) -> int:
 
 COMMANDS = {
     "serve": cmd_serve,
+    "lm-server": cmd_lm_server,
     "chat": cmd_chat,
     "transcribe": cmd_transcribe,
     "say": cmd_say,

@@ -21,7 +21,8 @@ class ThreadIter:
 
     `lock` serialises items of iterators that share one engine (piper is not re-entrant). Cancelling
     the awaiting task leaves the current item running in its thread; `aclose` waits for it, then closes
-    the iterator, so a generator is never closed while it executes.
+    the iterator, so a generator is never closed while it executes. An iterator with a thread-safe
+    `cancel()` (a remote LM's stream, whose item may be a network read) is cut short first.
     """
 
     def __init__(self, it: Iterator, lock: threading.Lock | None = None):
@@ -41,6 +42,9 @@ class ThreadIter:
 
     async def aclose(self) -> None:
         if self._step is not None and not self._step.done():
+            cancel = getattr(self.it, "cancel", None)
+            if cancel is not None:
+                cancel()
             with contextlib.suppress(BaseException):
                 await self._step
         close = getattr(self.it, "close", None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 from audio.endpoint import EAGERNESS, EndpointConfig
 from audio.vad import VadConfig
@@ -24,6 +25,8 @@ MAX_REPLY_TOKENS = 128  # a spoken reply longer than this is a monologue
 ENV_PRESET = "DLM_PRESET"
 DEFAULT_AUDIO_LEAD_MS = 500.0  # playback buffer the client keeps; covers network jitter on a LAN
 ENV_API_KEY = "DLM_API_KEY"
+ENV_LM_API_KEY = "DLM_LM_API_KEY"  # the key a remote LM server wants (serve --lm-url)
+REMOTE_FAMILY = "remote"  # the `family` of an LM reached over the network: it decodes as its server says
 MIN_API_KEY_CHARS = 16  # a key short enough to guess is no key
 DEFAULT_EAGERNESS = "auto"  # the server's default turn detection is semantic_vad
 DEFAULT_IDLE_TIMEOUT_S = 600.0  # a client that sends nothing for 10 minutes has gone away
@@ -43,9 +46,16 @@ class ModelsConfig:
     voice: str | None = None  # piper .onnx voice; None: env DLM_TTS_VOICE, then the bundled joe voice
     device: str = "cpu"  # torch device for the LM ("cpu", "cuda")
     preset: str = field(default_factory=lambda: os.environ.get(ENV_PRESET) or DEFAULT_PRESET)
+    # Replies from an OpenAI-compatible chat-completions server (http(s)://host:port/v1) instead of the
+    # in-process LM; `model` is then not loaded. lm_model: the served model (None: the first it lists).
+    lm_url: str | None = None
+    lm_api_key: str | None = field(default_factory=lambda: os.environ.get(ENV_LM_API_KEY) or None)
+    lm_model: str | None = None
 
     def __post_init__(self):
         check_knob_preset(self.preset)
+        if self.lm_url is not None and urlsplit(self.lm_url).scheme not in ("http", "https"):
+            raise ValueError(f"the LM URL looks like http://host:port/v1, got {self.lm_url!r}")
 
 
 @dataclass
@@ -132,8 +142,11 @@ class DlmKnobs:
                 f"max_steps_per_block must be a positive integer, got {self.max_steps_per_block!r}"
             )
 
-    def sampler(self, max_new_tokens: int, family: str) -> SamplerConfig:
-        """The sampler for a reply of the loaded `family` (auto: that family's own decoding)."""
+    def sampler(self, max_new_tokens: int, family: str) -> SamplerConfig | RemoteSampling:
+        """The sampler for a reply of the loaded `family` (auto: that family's own decoding); for a
+        remote LM, the knobs themselves, which its server turns into a sampler."""
+        if family == REMOTE_FAMILY:
+            return RemoteSampling(self, max_new_tokens)
         over = {"max_new_tokens": max_new_tokens}
         if self.threshold is not None:
             over["threshold"] = self.threshold
@@ -142,6 +155,14 @@ class DlmKnobs:
         if self.preset == AUTO:
             return SamplerConfig.for_family(family, **over)
         return SamplerConfig.preset(self.preset, **over)
+
+
+@dataclass(frozen=True)
+class RemoteSampling:
+    """What a reply asks of a remote LM: the session's knobs (sent as the `dlm` extension) and a length."""
+
+    knobs: DlmKnobs
+    max_new_tokens: int
 
 
 @dataclass
@@ -199,7 +220,7 @@ class SessionConfig:
     def speaks(self) -> bool:
         return "audio" in self.output_modalities
 
-    def sampler(self, family: str) -> SamplerConfig:
+    def sampler(self, family: str) -> SamplerConfig | RemoteSampling:
         return self.dlm.sampler(self.max_output_tokens, family)
 
     def replace(self, **kw) -> SessionConfig:

@@ -29,7 +29,7 @@ class LockedTranscriber:
 class Engines:
     """The diffusion LM, Whisper and the piper voice; a command loads only the ones it needs."""
 
-    lm: Any  # dlm_core.engine.DlmEngine (or None where a command needs no LM)
+    lm: Any  # dlm_core.engine.DlmEngine, assistant.remote_lm.RemoteLM, or None where a command needs none
     asr: LockedTranscriber | None = None
     tts: Synthesizer | None = None
     tts_lock: threading.Lock = field(default_factory=threading.Lock)  # piper is not re-entrant
@@ -47,7 +47,11 @@ class Engines:
         """Raises FileNotFoundError (with what to install or pass) when a model is missing. `judge`
         (default: with the ASR) loads the end-of-turn judge."""
         engine = None
-        if lm:
+        if lm and models.lm_url:  # replies from an LM server (serve --lm-url)
+            from assistant.remote_lm import RemoteLM
+
+            engine = RemoteLM.connect(models.lm_url, models.lm_api_key, models.lm_model)
+        elif lm:
             from dlm_core.engine import DlmEngine  # torch loads only for commands that need the LM
 
             engine = DlmEngine.load(models.model, device=models.device)
@@ -67,7 +71,7 @@ class Engines:
         """Which models are loaded (for /healthz)."""
         lm_path = getattr(getattr(self.lm, "loaded", None), "path", None)
         return {
-            "lm": str(lm_path) if lm_path else None,
+            "lm": str(lm_path) if lm_path else getattr(self.lm, "url", None),
             "lm_family": getattr(self.lm, "family", None),
             "asr": self.asr.name if self.asr else None,
             "tts": str(self.tts.path) if self.tts else None,

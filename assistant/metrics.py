@@ -7,7 +7,16 @@ from collections import deque
 from dataclasses import dataclass
 
 SPECULATION_COUNTS = ("started", "used", "discarded", "wasted_forward_passes", "wasted_audio_ms")
-STAGES = ("voice_to_voice", "first_audio", "first_text", "asr", "endpointing")  # summarised at /metrics
+# Summarised at /metrics; the lm_ ones only where the LM is remote (serve --lm-url).
+STAGES = (
+    "voice_to_voice",
+    "first_audio",
+    "first_text",
+    "asr",
+    "endpointing",
+    "lm_first_text",
+    "lm_round_trip",
+)
 
 
 @dataclass
@@ -23,6 +32,8 @@ class TurnClock:
     first_audio: float | None = None
     turn_judge_ms: float | None = None  # what the end-of-turn judge added beyond Whisper (semantic_vad)
     p_complete: float | None = None  # the judge's verdict on the user's words (semantic_vad), else None
+    lm_sent: float | None = None  # a remote LM: the reply's request was sent
+    lm_answered: float | None = None  # a remote LM: its answer's headers came back (the network round trip)
 
     def latency_ms(self) -> dict:
         def span(a, b):
@@ -35,7 +46,14 @@ class TurnClock:
             "first_audio": span(self.response_start, self.first_audio),
             "voice_to_voice": span(self.speech_end, self.first_audio),
             "turn_judge": None if self.turn_judge_ms is None else round(self.turn_judge_ms, 1),
+            "lm_round_trip": span(self.lm_sent, self.lm_answered),
+            "lm_first_text": span(self.lm_sent, self.first_text),
         }
+
+    def network_lm(self, stream) -> None:
+        """A remote LM's stream (its `sent` and `headers_at` marks); a local one has none."""
+        self.lm_sent = getattr(stream, "sent", None)
+        self.lm_answered = getattr(stream, "headers_at", None)
 
 
 class Metrics:

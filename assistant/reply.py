@@ -141,6 +141,8 @@ class ReplyStream:
             return await self._events(parser.flush(), out)
         finally:
             await lm.aclose()
+            if first:  # a remote LM's request and answer times (the turn's first pass only)
+                r.clock.network_lm(gen)
 
     async def _events(self, events: list, out) -> ToolCall | None:
         for ev in events:

@@ -147,7 +147,7 @@ class Session:
 
     def _check_fits(self, text: str) -> None:
         lm = self.engines.lm
-        if lm is None:
+        if lm is None or lm.tokenizer is None:  # a remote LM's server refuses what it cannot fit
             return
         room = lm.context_len - self.cfg.max_output_tokens
         n = len(lm.tokenizer.encode(text))

@@ -27,6 +27,25 @@ log = logging.getLogger(__name__)
 FORCED_CALL = CALL_OPEN + '{"name": '  # how a forced call starts (the parser takes any spacing)
 
 
+def forced_prefix(choice: str | dict) -> str:
+    """How a reply starts when `tool_choice` forces a call: the opening of any call ("required"), or of a
+    call to one named function up to its arguments ({"name": ...}); "" when the model may choose."""
+    if isinstance(choice, dict):
+        return f'{FORCED_CALL}{json.dumps(choice["name"])}, "arguments": '
+    return f'{FORCED_CALL}"' if choice == "required" else ""
+
+
+def choice_of_prefix(prefix: str) -> str | dict:
+    """`forced_prefix` read back: the `tool_choice` a reply starting with `prefix` was asked for (a
+    remote LM is sent the choice, not the prefix)."""
+    if not prefix:
+        return "auto"
+    if prefix == forced_prefix("required"):
+        return "required"
+    name = json.loads(prefix[len(FORCED_CALL) : prefix.rindex(", ")])
+    return {"name": name}
+
+
 def template_tool(tool: dict) -> dict:
     """A Realtime function definition (flat) -> the shape chat templates render (nested "function")."""
     fn = {"name": tool["name"], "description": tool.get("description", "")}
@@ -50,9 +69,7 @@ class ToolTurn:
         choice = cfg.tool_choice
         if isinstance(choice, dict):  # one named function, and the reply must call it
             offered = [t for t in offered if t["name"] == choice["name"]]
-            self.prefix = f'{FORCED_CALL}{json.dumps(choice["name"])}, "arguments": ' if offered else ""
-        else:
-            self.prefix = f'{FORCED_CALL}"' if choice == "required" and offered else ""
+        self.prefix = forced_prefix(choice) if offered else ""
         if choice == "none":
             offered = []
         self.names = {t["name"] for t in offered}

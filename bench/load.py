@@ -5,7 +5,8 @@
     python -m bench.load --capacity                          # voice sessions 1, 2, 3, ... while v2v < 1 s
     python -m bench.load --smoke                             # CI: 1 voice + 1 text for 10 s, 20-turn soak
     (each also takes --model PATH, --preset NAME, --max-sessions N and --max-sessions-per-client N,
-    passed to `serve`; --capacity ramps up to --max-sessions)
+    passed to `serve`; --capacity ramps up to --max-sessions; --gateways N runs the split deployment,
+    an lm-server and N `serve --lm-url` gateways behind HAProxy, bench/deployment.py)
 
 Starts `python -m assistant serve --port 0` (bundled models unless --model), makes the questions with
 piper (testkit.speech, cached), and runs the clients of bench/load_clients.py. Per phase it reports
@@ -465,6 +466,13 @@ def parse_args(argv):
         help="the server's max_sessions_per_client (default: serve's, 4 or --max-sessions if smaller)",
     )
     ap.add_argument("--model", help="diffusion LM for serve (default: bundled)")
+    ap.add_argument(
+        "--gateways",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the split deployment instead of one serve: an lm-server, N gateways, HAProxy for N > 1",
+    )
     ap.add_argument("--preset", help="speed/quality preset for serve (default: serve's)")
     ap.add_argument(
         "--turn-detection",
@@ -521,6 +529,9 @@ async def run_phases(server: ServerProcess, args, clips, result: dict) -> None:
     else:
         voice, text = 2 if args.voice is None else args.voice, 1 if args.text is None else args.text
         result["load"] = await phase_load(server, clips, voice, text, args.seconds)
+    if getattr(server, "behind_proxy", False):  # sessions are spread: no one gateway refuses at the limit
+        result["refusal"] = {"ok": True, "skipped": "the sessions are spread over several gateways"}
+        return
     try:
         result["refusal"] = await check_refusal(server, args.max_sessions, args.max_sessions_per_client)
     except Exception as e:  # noqa: BLE001 -- reported, so the run still prints its figures
@@ -547,12 +558,18 @@ async def run_bounded(server: ServerProcess, args, clips) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     clips = question_clips()
-    server = ServerProcess(args.model, args.preset, args.limits).start()
+    if args.gateways:
+        from bench.deployment import Deployment
+
+        server = Deployment(args.model, args.preset, args.limits, args.gateways).start()
+    else:
+        server = ServerProcess(args.model, args.preset, args.limits).start()
     try:
         result = asyncio.run(run_bounded(server, args, clips))
     finally:
         server.stop()
     result.update(model=args.model or "bundled", preset=args.preset, cpu_threads=os.cpu_count())
+    result["gateways"] = args.gateways  # 0: one in-process serve
     print_report(result)
     ok = smoke_ok(result) if args.smoke else True
     result["ok"] = ok

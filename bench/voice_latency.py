@@ -1,7 +1,7 @@
 """Voice-to-voice latency and cut-offs through the official `openai` SDK against a real `serve` process.
 
     python -m bench.voice_latency [--turns 10] [--pauses 0.3,0.6,0.9,1.2] [--model PATH] [--quick]
-                                  [--fresh-speech]
+                                  [--fresh-speech] [--network-lm]
 
 Starts `python -m assistant serve` on a free port with the given (default: bundled) models and, side by
 side in one run, for each turn detection (`semantic_vad`, the server default, and `server_vad` with its
@@ -19,6 +19,10 @@ Under semantic_vad each turn's judge verdict (`p_complete` of dlm.turn_metrics) 
 heard, and the turns are counted by the band it put them in (ended after 200 ms, 1 s or 2 s of silence).
 Then the server's speculation counters (replies started in a pause, used, discarded, and the work the
 discarded ones wasted). Prints tables, then one JSON line.
+
+--network-lm: the latency turns instead, each question asked in turn of the in-process `serve` and of a
+gateway whose LM is an `lm-server` process on loopback (`serve --lm-url`), with the same model: the cost
+of the network hop, side by side, with the LM's round trip and first text as the gateway measured them.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ MODES = {  # turn_detection sent in session.update
 CHUNK_MS = 20  # a live microphone's packet size
 LEAD_S, TRAIL_S = 0.5, 3.0  # silence before and after each clip (the trail outlasts the longest wait)
 STAGES = ("endpointing", "asr", "turn_judge", "first_text", "first_audio", "voice_to_voice")
+NETWORK_STAGES = ("lm_round_trip", "lm_first_text")  # a gateway with a remote LM (--network-lm)
 SERVER_START_S = 120
 REPLY_WAIT_S = 30  # after the clip, how long the last reply may take
 
@@ -75,8 +80,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, args) -> subprocess.Popen:
+def start_server(port: int, args, lm_url: str | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "assistant", "serve", "--port", str(port), "--preset", args.preset]
+    cmd += ["--lm-url", lm_url] if lm_url else []
     if args.model:
         cmd += ["--model", args.model]
     if getattr(args, "instructions", None) is not None:
@@ -213,7 +219,7 @@ def cutoff_rows(port: int, split_clips: list, mode: str) -> list[dict]:
 
 def stage_stats(rows: list[dict]) -> dict:
     out = {}
-    for s in (*STAGES, "client", "client_audible"):
+    for s in (*STAGES, *NETWORK_STAGES, "client", "client_audible"):
         vals = [r.get(f"{s}_ms") if s.startswith("client") else (r["latency_ms"] or {}).get(s) for r in rows]
         vals = [v for v in vals if v is not None]
         if vals:
@@ -258,6 +264,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--modes", default=",".join(MODES), help="turn detections to compare")
     ap.add_argument("--quick", action="store_true", help="2 turns and one split request per mode (CI smoke)")
     ap.add_argument(
+        "--network-lm", action="store_true", help="in-process LM against an lm-server, side by side"
+    )
+    ap.add_argument(
         "--fresh-speech",
         action="store_true",
         help="new piper renditions instead of the ones kept from before",
@@ -297,9 +306,41 @@ def print_tables(result: dict) -> None:
     print(f"\nspeculation (server totals): {result['speculation']}")
 
 
+def compare_network(args, clips) -> int:
+    """Each question asked of the in-process server, then of the gateway with a remote LM."""
+    from bench.deployment import LmServerProcess
+
+    lm = LmServerProcess(args.model, args.preset).start()
+    ports = {"in_process": free_port(), "network_lm": free_port()}
+    procs = [start_server(ports["in_process"], args), start_server(ports["network_lm"], args, lm.url)]
+    result = {"model": args.model or "bundled", "preset": args.preset, "cpus": os.cpu_count(), "modes": {}}
+    try:
+        for mode in args.modes:
+            rows: dict[str, list] = {name: [] for name in ports}
+            for one in clips:
+                for name, port in ports.items():
+                    rows[name] += latency_rows(port, [one], mode)
+            result["modes"][mode] = {name: stage_stats(r) for name, r in rows.items()}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        lm.stop()
+    for mode, by in result["modes"].items():
+        print(f"\n{mode}: {len(clips)} turns each (ms)   in-process median/p90   network LM median/p90")
+        for stage in (*STAGES, *NETWORK_STAGES, "client", "client_audible"):
+            cells = [by[name].get(stage) for name in ports]
+            text = [f"{c['median']:>7} {c['p90']:>7}" if c else f"{'-':>7} {'-':>7}" for c in cells]
+            print(f"{stage:<16} {text[0]:>24} {text[1]:>24}")
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     clips, split = make_clips(Synthesizer.load(), args)
+    if args.network_lm:
+        return compare_network(args, clips)
     port = free_port()
     proc = start_server(port, args)
     modes = {}
