@@ -22,6 +22,7 @@ import urllib.request
 
 import pytest
 
+from testkit.system import require_program
 from tests.conftest import ROOT, TEST_INSTRUCTIONS, TINY_FLAGS, VOICE_PAIRS, lm_spec, weaker_check
 
 pytestmark = pytest.mark.slow  # gateways behind HAProxy
@@ -37,12 +38,8 @@ CONFIG = ROOT / "deploy" / "haproxy.cfg"
 
 def require_haproxy() -> str:
     """The haproxy binary; skip without it, unless CI demands system parts (DLM_REQUIRE_SYSTEM=1)."""
-    path = shutil.which("haproxy")
-    if path is None:
-        if os.environ.get("DLM_REQUIRE_SYSTEM") == "1":
-            pytest.fail("haproxy is not installed (apt-get install haproxy)")
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
-    return path
+    require_program("haproxy", apt="haproxy")
+    return shutil.which("haproxy")
 
 
 def free_port() -> int:
