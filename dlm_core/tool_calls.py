@@ -65,6 +65,42 @@ DLM_VOICE_TEMPLATE = (
 )
 
 
+def tool_key(tool: dict) -> str:
+    """`name: description`, what identifies a tool a model knows without being shown it: a client's
+    function of the same name but another description is listed as usual."""
+    fn = tool.get("function", tool)
+    return f"{fn['name']}: {(fn.get('description') or '').strip()}"
+
+
+def known_tools_template(known: list[dict]) -> str:
+    """DLM_VOICE_TEMPLATE for a model trained to know the `known` tools (the built-ins) by heart: they
+    are left out of the tool list, which then holds only the client's own functions (the six built-ins
+    cost ~215 prompt tokens a turn). A conversation whose tools are all known renders as one without
+    tools. The known tools' keys (`tool_key`) are written into the template, so the checkpoint carries
+    them and the runtime passes every tool as before."""
+    keys = json.dumps(sorted(tool_key(t) for t in known))
+    listed = (
+        "{% set ns = namespace(listed=[]) %}{% for t in tools or [] %}"
+        "{% if (t['function']['name'] ~ ': ' ~ (t['function']['description'] or '') | trim) not in "
+        + keys
+        + " %}{% set ns.listed = ns.listed + [t] %}{% endif %}{% endfor %}"
+    )
+    out = listed + DLM_VOICE_TEMPLATE
+    for old, new in _LISTED:
+        if old not in out:
+            raise ValueError(f"DLM_VOICE_TEMPLATE changed: {old!r} not found")  # keep the two in step
+        out = out.replace(old, new)
+    return out
+
+
+# Where DLM_VOICE_TEMPLATE reads `tools`, the known-tools template reads the tools it lists.
+_LISTED = [
+    ("{% if tools %}", "{% if ns.listed %}"),
+    ("{% for t in tools %}", "{% for t in ns.listed %}"),
+    ("{% if tools and loop.first", "{% if ns.listed and loop.first"),
+]
+
+
 def template_handles_tools(template: str | None) -> bool:
     """Whether a chat template renders tools itself (the Hugging Face convention passes `tools=`)."""
     return bool(template and re.search(r"\btools\b", template))

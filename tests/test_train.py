@@ -105,6 +105,29 @@ def test_pads_are_down_weighted(tiny_data):
     assert int(n) == sum(len(r) for r in split.replies[:4])
 
 
+def test_uniform_weighting_drops_the_one_over_t_factor(tiny_data):
+    tok, split, _, _ = tiny_data
+    cfg = TrainConfig(**TINY)
+    model = Transformer(cfg.model_config(tok.vocab_size))
+    batch = make_batch(split.prompts[:4], split.replies[:4], cfg, tok)
+
+    def loss(t, weighting):
+        gen = torch.Generator().manual_seed(0)
+        return float(
+            batch_loss(model, batch, tok, cfg, gen, t=t, pad_weight=1.0, weighting=weighting)[0].detach()
+        )
+
+    everything = torch.ones(4)  # t = 1: every position masked, 1/t = 1: only the rescaling differs
+    canvas = float((batch.is_reply | batch.is_pad).sum()) / float(batch.is_reply.sum())
+    assert loss(everything, "uniform") * canvas == pytest.approx(loss(everything, "elbo"), rel=1e-4)
+    # t = 0.3 everywhere: the ELBO weighs each masked token 1/0.3; uniform scales the masked ~30% of the
+    # canvas up to the reply's length, so the two differ by about the canvas ratio again.
+    third = torch.full((4,), 0.3)
+    assert loss(third, "elbo") / loss(third, "uniform") == pytest.approx(canvas, rel=0.35)
+    with pytest.raises(ValueError, match="loss_weighting"):
+        TrainConfig(**TINY | {"loss_weighting": "1/t"})
+
+
 @pytest.mark.parametrize("objective", ["diffusion", "ar"])
 def test_tiny_run_learns_and_resumes(tiny_data, tmp_path, objective):
     tok, train_split, test_split, _ = tiny_data
@@ -326,3 +349,143 @@ def test_tool_examples_tokenize_with_their_tools(tool_data, tmp_path):
     assert any("<tool_call>" in t for ex in sample for t in ex.texts())
     batch = make_batch(split.prompts[:4], split.replies[:4], cfg, tok)
     assert batch.tokens.shape[1] == batch.reply_start + cfg.reply_len
+
+
+# ---- data v2: the known built-ins, facts, intents and the evaluation set ------------------------
+
+
+def test_the_known_tools_template_leaves_out_only_the_builtins():
+    from dlm_core.tool_calls import DLM_VOICE_TEMPLATE
+    from training.tool_data import BUILTIN_TOOLS
+
+    known, plain = (
+        DlmTokenizer(None, None, bpe.KNOWN_TOOLS_CHAT_TEMPLATE),
+        DlmTokenizer(None, None, DLM_VOICE_TEMPLATE),
+    )
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Timer for 5 minutes"}]
+    assert known.handles_tools  # so the server offers the built-ins, which the template then hides
+    assert known.chat_text(chat, BUILTIN_TOOLS) == known.chat_text(chat) == plain.chat_text(chat)
+    own_timer = {  # a client's function of a built-in's name but another job is listed as usual
+        "type": "function",
+        "function": {"name": "set_timer", "description": "Oven timer.", "parameters": {"properties": {}}},
+    }
+    order = {"type": "function", "function": {"name": "track_order", "description": "Track an order."}}
+    text = known.chat_text(chat, [order, own_timer, *BUILTIN_TOOLS])
+    assert text == plain.chat_text(chat, [order, own_timer])
+    assert "track_order() - Track an order." in text and "set_timer() - Oven timer." in text
+    assert "get_time" not in text and "calculate" not in text
+
+
+def test_a_trained_tokenizer_writes_the_known_tools_template(tmp_path):
+    from training.tokenized import build_tokenizer
+
+    cfg = TrainConfig(**TINY | {"out": str(tmp_path), "vocab_size": 300})
+    examples = [Example((("user", "Hi there"),), "Hello! How can I help?", "intents", "g")] * 20
+    tok = DlmTokenizer.from_dir(build_tokenizer(cfg, examples))
+    assert tok.chat_template == bpe.KNOWN_TOOLS_CHAT_TEMPLATE
+
+
+def test_held_out_facts_are_only_taught_and_held_out_wordings_never_trained():
+    from training.facts import HELD_FACT, HELD_WORDING, RELATIONS, TRAIN, fact_exchanges
+
+    train = fact_exchanges(random.Random(0), TRAIN)
+    held = fact_exchanges(random.Random(0), HELD_FACT)
+    relations = {r.name: r for r in RELATIONS}
+    assert held and {q.relation for q in held} == {r.name for r in RELATIONS if r.teach}
+    for q in held:  # its subject is trained only in the teach form, whose statement says the answer
+        rel, subject = relations[q.relation], q.group.split(":", 2)[2]
+        teach = {w.format(x=subject).lower() for w in rel.teach}
+        taught = [t for t in train if t.group == q.group]
+        assert taught and all(t.user.lower().rstrip("?") in teach and q.answer in t.reply for t in taught)
+    asked = {q.user.lower().rstrip("?.") for q in train}
+    worded = fact_exchanges(random.Random(0), HELD_WORDING)
+    assert len(worded) > 100 and not {q.user.lower().rstrip("?.") for q in worded} & asked
+
+
+def test_intents_answer_deterministically_and_hold_out_wordings():
+    from training.intents import INTENTS, intent_exchanges
+
+    rows = intent_exchanges(random.Random(1), per_intent=40)
+    replies = {}
+    for q in rows:
+        assert replies.setdefault(q.user, q.reply) == q.reply, q  # one reply per request
+        assert not q.expect or any(w.lower() in q.reply.lower() for w in q.expect), q  # its own check
+    held = intent_exchanges(random.Random(1), held=True, per_intent=10)
+    assert {q.intent for q in held} == {i.name for i in INTENTS}
+    assert not {q.user.lower() for q in held} & {q.user.lower() for q in rows}
+
+
+def test_the_evaluation_set_is_large_and_its_checks_can_fail():
+    from training.eval_set import eval_items
+    from training.tool_words import Ask
+
+    items = eval_items()
+    assert len(items) >= 100 and {i.split for i in items} == {"wording", "fact", "issue"}
+    eiffel = next(i for i in items if i.user == "Where is the Eiffel Tower?")
+    assert eiffel.judge("It's in Paris, France.")[0]
+    assert not eiffel.judge("It's in Rome.")[0]
+    assert not eiffel.judge('<tool_call>{"name": "get_time", "arguments": {}}</tool_call>')[0]
+    nine = next(i for i in items if i.user == "What is nine divided by three?")
+    call = '<tool_call>{"name": "calculate", "arguments": {"expression": "%s"}}</tool_call>'
+    assert nine.judge(call % "9/3", "Nine divided by three is three.")[0]  # same value, words count
+    assert not nine.judge(call % "9*3", "It's 27.")[0]
+    assert not nine.judge(call % "9/3", "It's 4.")[0]
+    assert not nine.judge("It's 3.")[0]  # the tool does the sums, not the model's memory
+    plants = next(i for i in items if "water the plants" in i.user)
+    timer = (
+        '<tool_call>{"name": "set_timer", "arguments": {"at": "%s", "label": "water the plants"}}</tool_call>'
+    )
+    assert plants.judge(timer % "06:00", "Reminder set for 6:00 AM: water the plants.")[0]
+    assert not plants.judge(timer % "07:00", "Reminder set for 7:00 AM: water the plants.")[0]
+    live = next(i for i in items if i.check.kind == "declines")
+    assert live.judge("Sorry, I can't check that.")[0] and not live.judge("It's sunny.")[0]
+    assert isinstance(nine.check.asks[0], Ask)
+    from training.eval_set import contains
+
+    assert contains("Congratulations!", ["congrat"]) and contains("Slow deep breaths.", ["breath"])
+    assert not contains("That is his.", ["hi"]) and not contains("It's 30.", ["3"])
+
+
+def test_the_usefulness_harness_scores_what_it_is_given():
+    from dlm_core.tool_calls import ToolCall
+    from training import usefulness
+    from training.eval_set import eval_items
+
+    items = [i for i in eval_items() if i.split == "issue"]
+    right = {  # what a useful model would say to the issue's six requests
+        "Can you help me plan my morning?": "Start with breakfast, then your first task.",
+        "How long should I boil an egg?": "About 7 minutes.",
+        "Remind me to water the plants at six.": '<tool_call>{"name": "set_timer", "arguments": '
+        '{"at": "18:00", "label": "water the plants"}}</tool_call>',
+        "What is nine divided by three?": '<tool_call>{"name": "calculate", "arguments": '
+        '{"expression": "9 / 3"}}</tool_call>',
+        "Where is the Eiffel Tower?": "It's in Paris.",
+        "I can't sleep.": "Try slow deep breaths.",
+    }
+
+    class Canned(usefulness.Speaker):
+        def __init__(self, answers):
+            super().__init__(None, None, "balanced")
+            self.answers = answers
+
+        def reply(self, messages, tools=usefulness.BUILTIN_TOOLS):
+            if messages[-1]["role"] == "tool":  # after the result: say it
+                return json.loads(messages[-1]["content"])["text"]
+            return self.answers.get(messages[-1]["content"], "Hello!")
+
+    good = [usefulness.run_item(Canned(right), item) for item in items]
+    bad = [usefulness.run_item(Canned({}), item) for item in items]
+    assert usefulness.score(good, items)["useful"] == 1.0 and usefulness.score(bad, items)["useful"] == 0.0
+    call = ToolCall("track_order", '{"order_id": "A1"}')
+    cases = {
+        "unseen": [([{"role": "user", "content": "Track A1"}], [], call)],
+        "no_call": [([{"role": "user", "content": "Hi"}], [], None)],
+    }
+    canned = Canned(
+        {"Track A1": '<tool_call>{"name": "track_order", "arguments": {"order_id": "A1"}}</tool_call>'}
+    )
+    assert usefulness.call_accuracy(canned, cases) == {"unseen": [1.0, 1], "no_call": [1.0, 1]}
+    assert usefulness.call_accuracy(Canned({"Hi": canned.answers["Track A1"]}), cases) == {
+        "unseen": [0.0, 1],
+        "no_call": [0.0, 1],
+    }

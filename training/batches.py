@@ -65,9 +65,16 @@ def make_batch(prompts, replies, cfg: TrainConfig, tok: DlmTokenizer, align: int
     return Batch(tokens, valid, P, is_reply, is_pad)
 
 
+# Rows are drawn in windows of this many batches and sorted by prompt length inside a window, so a
+# batch holds prompts of similar length: every row is left-padded to the batch's longest prompt, and
+# with tool lists (~150 tokens) beside two-line requests (~20) most positions would be padding.
+BUCKET_BATCHES = 16
+
+
 class Batches:
     """Endless shuffled batches, each source's rows repeated per training.data.REPEATS, reproducible
-    from a seed (and resumable from `state()`)."""
+    from a seed (and resumable from `state()`). Rows of similar prompt length are batched together
+    (BUCKET_BATCHES), and the batches come in random order."""
 
     def __init__(self, split: TokenizedSplit, cfg: TrainConfig, seed: int):
         self.split, self.cfg = split, cfg
@@ -79,8 +86,7 @@ class Batches:
         rows = []
         while len(rows) < self.cfg.batch_size:
             if self.pos >= len(self.order):
-                self.order = self.index[:]
-                self.rng.shuffle(self.order)
+                self.order = self._bucketed()
                 self.pos = 0
             rows.append(self.order[self.pos])
             self.pos += 1
@@ -88,6 +94,19 @@ class Batches:
         return make_batch(
             [self.split.prompts[i] for i in rows], [self.split.replies[i] for i in rows], self.cfg, tok, align
         )
+
+    def _bucketed(self) -> list[int]:
+        """One epoch's row order: shuffled, sorted by prompt length within windows, whole batches
+        shuffled."""
+        order = self.index[:]
+        self.rng.shuffle(order)
+        size, window = self.cfg.batch_size, self.cfg.batch_size * BUCKET_BATCHES
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start : start + window], key=lambda i: len(self.split.prompts[i]))
+            batches += [chunk[k : k + size] for k in range(0, len(chunk), size)]
+        self.rng.shuffle(batches)
+        return [i for batch in batches for i in batch]
 
     def state(self) -> dict:
         return {"rng": self.rng.getstate(), "order": self.order, "pos": self.pos}

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from dlm_core.tool_calls import DLM_VOICE_TEMPLATE
+from assistant.tools.builtin import BUILTIN_TOOLS
+from dlm_core.tool_calls import DLM_VOICE_TEMPLATE, known_tools_template
 
 PAD, MASK, EOT = "<|pad|>", "<|mdm_mask|>", "<|eot_id|>"
 ROLES = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
@@ -21,6 +22,9 @@ SPECIAL_TOKENS = [PAD, MASK, EOT, *ROLES.values()]  # ids 0.. in this order
 # Each turn is "<|role|>text<|eot_id|>"; the generation prompt opens the assistant's turn. With tools, the
 # system turn lists them one per line, and calls are <tool_call>{...}</tool_call> (dlm_core.tool_calls).
 CHAT_TEMPLATE = DLM_VOICE_TEMPLATE
+# The template of the models trained on training/data.py's data since data v2: they know the built-in
+# tools by heart, so the tool list holds only a client's own functions (dlm_core.tool_calls).
+KNOWN_TOOLS_CHAT_TEMPLATE = known_tools_template(BUILTIN_TOOLS)
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
@@ -38,7 +42,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     return tok
 
 
-def save_tokenizer(tok: Tokenizer, out_dir: str | Path) -> Path:
+def save_tokenizer(tok: Tokenizer, out_dir: str | Path, template: str = CHAT_TEMPLATE) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / "tokenizer.json"))
@@ -51,7 +55,7 @@ def save_tokenizer(tok: Tokenizer, out_dir: str | Path) -> Path:
         "bos_token": None,
         "model_max_length": 512,
         "additional_special_tokens": list(ROLES.values()),
-        "chat_template": CHAT_TEMPLATE,
+        "chat_template": template,
     }
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out

@@ -4,7 +4,12 @@ Sources (all read from installed PyPI packages, no network):
 - chitchat-dataset (MIT): casual two-person chats; each reply comes with up to two earlier turns.
 - chatterbot-corpus (BSD-3-Clause), English files: short assistant-style question/answer pairs.
 - training.templates (this repo): everyday voice-assistant exchanges.
+- training.intents (this repo, data v2): everyday requests that need no tool, by intent.
+- training.facts (this repo, data v2): widely known facts as questions and answers.
 - training.tool_data (this repo): synthetic tool use, with the tools offered in the prompt.
+Since data v2 the casual chitchat and chatterbot sources weigh 0 (REPEATS) and are not loaded: they
+taught the model to be one of two people chatting, not an assistant, and the template topics that
+the built-in tools now serve (time, date, sums) are left out (V2_TEMPLATE_TOPICS).
 
 The held-out split is decided by a hash of each example's group key (a chitchat conversation id, a
 chatterbot file+index, a template's user text), so it is fixed before training and independent
@@ -26,7 +31,12 @@ from training import templates
 # The sources, by name, and how many times each row of a source appears per training epoch: the
 # small assistant-style sources are oversampled to weigh against the much larger casual chitchat.
 CHITCHAT, CHATTERBOT, TEMPLATES, TOOLS = "chitchat", "chatterbot", "templates", "tools"
-REPEATS = {CHITCHAT: 1, CHATTERBOT: 6, TEMPLATES: 16, TOOLS: 2}
+INTENTS, FACTS = "intents", "facts"
+REPEATS = {CHITCHAT: 0, CHATTERBOT: 0, TEMPLATES: 1, TOOLS: 1, INTENTS: 1, FACTS: 2}
+# training.templates topics kept in data v2: the rest are served by training.intents or by the tools.
+V2_TEMPLATE_TOPICS = ("confirm", "deny", "sorry", "compliment", "insult", "repeat", "fact")
+INTENT_ROWS = 300  # training rows per intent (training.intents)
+HELD_INTENT_ROWS = 8  # held-out rows per intent, in held-out wordings
 SOURCES = tuple(REPEATS)
 MAX_REPLY_WORDS = 30  # a spoken reply stays short
 MIN_CHAT_REPLY_WORDS = 3  # chitchat: "Yeah." / "Oh." teach an assistant to say nothing
@@ -182,21 +192,50 @@ def chatterbot_examples() -> list[Example]:
 
 def template_examples(seed: int) -> list[Example]:
     seen, out = set(), []
-    for _topic, user, reply in templates.exchanges(random.Random(seed)):
-        if (user, reply) not in seen:
+    for topic, user, reply in templates.exchanges(random.Random(seed)):
+        if topic in V2_TEMPLATE_TOPICS and (user, reply) not in seen:
             seen.add((user, reply))
             out.append(Example((("user", user),), reply, TEMPLATES, f"{TEMPLATES}:{user}"))
     return out
 
 
+def assistant_examples(seed: int) -> tuple[list[Example], list[Example]]:
+    """(train, held-out) rows of data v2's intents and facts, each with the server's system turn mostly
+    and the built-in tools on offer, as the server offers them (they render as nothing)."""
+    from training.facts import HELD_FACT, HELD_WORDING, TRAIN, fact_exchanges
+    from training.intents import intent_exchanges
+    from training.tool_data import BUILTIN_TOOLS, system_turn
+
+    rng = random.Random(seed)
+    rows = {
+        "train": [(q.user, q.reply, INTENTS, q.group) for q in intent_exchanges(rng, False, INTENT_ROWS)]
+        + [(q.user, q.reply, FACTS, q.group) for q in fact_exchanges(rng, TRAIN)],
+        "test": [(q.user, q.reply, INTENTS, q.group) for q in intent_exchanges(rng, True, HELD_INTENT_ROWS)]
+        + [
+            (q.user, q.reply, FACTS, q.group)
+            for s in (HELD_WORDING, HELD_FACT)
+            for q in fact_exchanges(rng, s)
+        ],
+    }
+    out = {}
+    for split, items in rows.items():
+        out[split] = [
+            Example((*system_turn(rng), ("user", user)), reply, source, group, tuple(BUILTIN_TOOLS))
+            for user, reply, source, group in items
+        ]
+    return out["train"], out["test"]
+
+
 def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
     """(train, test) lists. A share of training examples get a system turn, drawn with `seed`; the tool
-    examples (which draw their own system turns) follow the others."""
+    examples (which draw their own system turns) follow the others. Sources weighing 0 are not read."""
     from training.tool_data import tool_examples  # it builds on this module's Example
 
     rng = random.Random(seed)
     train, test = [], []
-    for ex in chitchat_examples() + chatterbot_examples() + template_examples(seed):
+    readers = {CHITCHAT: chitchat_examples, CHATTERBOT: chatterbot_examples}
+    legacy = [ex for name, read in readers.items() if REPEATS[name] for ex in read()]
+    for ex in legacy + template_examples(seed):
         if is_test(ex.group):
             test.append(ex)
             continue
@@ -205,5 +244,6 @@ def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
                 (("system", rng.choice(SYSTEM_PROMPTS)),) + ex.messages, ex.reply, ex.source, ex.group
             )
         train.append(ex)
+    assist_train, assist_test = assistant_examples(seed)
     tool_train, tool_test = tool_examples(seed)
-    return train + tool_train, test + tool_test
+    return train + assist_train + tool_train, test + assist_test + tool_test

@@ -32,10 +32,15 @@ from pathlib import Path
 import torch
 
 RUNS = {"default": "runs/g_default", "twin": "runs/g_twin"}
-# The shipped configuration (also written into each model card's reproduce command).
+# The GPU configuration: the 11.8M shape of the first shipped model, with data v2's prompt and reply
+# lengths (tool lists and results need longer prompts) and uniform diffusion loss weights.
 COMMON = [
     "--max-prompt",
-    "80",
+    "192",
+    "--reply-len",
+    "40",
+    "--loss-weighting",
+    "uniform",
     "--dim",
     "384",
     "--n-layers",

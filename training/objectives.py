@@ -5,7 +5,10 @@ masks each reply-canvas token with probability t and is scored on the masked one
 For "block_causal" a second, clean copy of the sequence is prepended (as in BD3-LM) so a noisy block
 attends to clean earlier blocks, exactly what the sampler's KV cache shows it at inference. Trailing
 pads after <|eot_id|> get `pad_weight` (< 1) so they cannot dominate the loss, a guard against
-collapsing onto one- or two-token replies.
+collapsing onto one- or two-token replies. `loss_weighting="uniform"` drops the 1/t factor (every masked
+token counts once): the ELBO's weights let a few rows with almost nothing masked dominate a batch, and the
+high-noise predictions that few-step decoding relies on then learn slowly (a TinyStories diffusion model
+became coherent only with uniform weights; see the project's reference notes).
 
 AR: causal attention, logits shifted by one, next-token loss on reply tokens and <|eot_id|>.
 Both report nats per reply token (reply + <|eot_id|>), so held-out figures compare directly.
@@ -73,6 +76,7 @@ def diffusion_loss(
     t: torch.Tensor,
     pad_weight: float,
     generator: torch.Generator | None = None,
+    weighting: str = "elbo",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted masked-diffusion loss. t: [B] noise levels (on the CPU, like `generator`).
     Returns (sum of weighted nats, reply tokens). Every canvas position is scored and unmasked ones
@@ -97,7 +101,12 @@ def diffusion_loss(
         target, is_pad = tokens, batch.is_pad
     logits = model.lm_head(hidden).float()  # [B, Ln, V]
     nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target)
-    w = masked * (1.0 / t)[:, None] * torch.where(is_pad, pad_weight, 1.0)
+    if weighting == "elbo":
+        w = masked * (1.0 / t)[:, None] * torch.where(is_pad, pad_weight, 1.0)
+    else:  # "uniform": every masked token counts once, whatever its row's noise level
+        # Rescaled so that the sum keeps the ELBO's scale: nats per reply token.
+        scale = batch.is_reply.sum() / masked.sum().clamp_min(1)
+        w = masked * torch.where(is_pad, pad_weight, 1.0) * scale
     return (nll * w).sum(), batch.is_reply.sum()
 
 
@@ -109,13 +118,21 @@ def ar_loss(model: Transformer, batch: Batch) -> tuple[torch.Tensor, torch.Tenso
     return (nll * batch.is_reply[:, 1:].flatten()).sum(), batch.is_reply.sum()
 
 
-def batch_loss(model, batch, tok, cfg: TrainConfig, generator=None, t=None, pad_weight=None):
+def batch_loss(model, batch, tok, cfg: TrainConfig, generator=None, t=None, pad_weight=None, weighting=None):
+    """The objective's (loss sum, reply tokens). `weighting`: the diffusion loss weights, cfg.loss_weighting
+    unless given (the held-out score is always the ELBO's)."""
     if cfg.objective == "ar":
         return ar_loss(model, batch)
     if t is None:
         t = torch.rand(batch.tokens.shape[0], generator=generator).clamp_min(MIN_T)
     return diffusion_loss(
-        model, batch, tok, t, cfg.pad_weight if pad_weight is None else pad_weight, generator
+        model,
+        batch,
+        tok,
+        t,
+        cfg.pad_weight if pad_weight is None else pad_weight,
+        generator,
+        weighting or cfg.loss_weighting,
     )
 
 
@@ -137,7 +154,7 @@ def held_out_loss(model, split: TokenizedSplit, tok, cfg: TrainConfig, rows: int
         for k in range(reps):
             t = ((k + torch.rand(len(idx), generator=gen)) / reps).clamp_min(MIN_T)  # stratified
             with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss, toks = batch_loss(model, batch, tok, cfg, gen, t=t, pad_weight=1.0)
+                loss, toks = batch_loss(model, batch, tok, cfg, gen, t=t, pad_weight=1.0, weighting="elbo")
             total += float(loss) / reps
         count += int(toks)
     model.train()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from dlm_core.tokenizer import DlmTokenizer
-from training.bpe import save_tokenizer, train_bpe
+from training.bpe import KNOWN_TOOLS_CHAT_TEMPLATE, save_tokenizer, train_bpe
 from training.data import load_examples
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def build_tokenizer(cfg: TrainConfig, train_examples) -> Path:
     out = Path(cfg.out) / "tokenizer"
     if not (out / "tokenizer.json").is_file():
         texts = (t for ex in train_examples for t in ex.texts())
-        save_tokenizer(train_bpe(texts, cfg.vocab_size), out)
+        save_tokenizer(train_bpe(texts, cfg.vocab_size), out, KNOWN_TOOLS_CHAT_TEMPLATE)
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from training.tool_timers import ask_cancel_timer, ask_list_timers, ask_set_timer
 from training.tool_units import ask_convert
@@ -51,6 +51,14 @@ TIME_ASKS = {
         "Is it {day} today", "Is today {day}", "Is it {day}", "It's {day} today, right",
         "Today's {day}, isn't it",
     ],
+    "later": [
+        "What time will it be in {n} hours", "What time is it in {n} hours",
+        "In {n} hours, what time will it be",
+        "What's the time {n} hours from now", "What will the time be in {n} hours",
+        "Tell me the time in {n} hours", "If I leave in {n} hours, what time is that",
+        "What time is {n} hours from now", "Add {n} hours to the time",
+        "Where will the clock be in {n} hours",
+    ],
     "both": [
         "What's the time and date", "What time and day is it", "Tell me the time and the date",
         "What's the date and time", "Give me the date and time", "What time is it and what day",
@@ -63,7 +71,9 @@ TIME_REPLIES = {
     "yes": ["Yes, it's {weekday}.", "Yes, today is {weekday}.", "Yes, it's {weekday} today."],
     "no": ["No, it's {weekday}.", "No, today is {weekday}.", "No, it's {date}."],
     "both": ["{text}", "{text}", "It's {time}, and today is {date}."],
+    "later": ["In {n} hours it will be {later}.", "It's {time} now, so in {n} hours it will be {later}."],
 }
+LATER_HOURS = (1, 12)  # "what time will it be in N hours": N drawn from this range
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -80,14 +90,17 @@ def time_result(now: datetime) -> dict:
 
 
 def ask_time(rng: random.Random, held: bool) -> Ask:
-    kind = rng.choices(list(TIME_ASKS), weights=[5, 3, 2, 1, 1])[0]
+    kind = rng.choices(list(TIME_ASKS), weights=[5, 3, 2, 1, 2, 1])[0]
     now = random_now(rng)
     result = time_result(now)
     day = result["weekday"] if rng.random() < 0.5 else rng.choice(WEEKDAYS)
-    user = pick(rng, TIME_ASKS[kind], held).format(day=day)
+    n = rng.randint(*LATER_HOURS)
+    user = pick(rng, TIME_ASKS[kind], held).format(day=day, n=spoken_number(n, rng))
     if kind == "is_day":
         kind = "yes" if day == result["weekday"] else "no"
-    return Ask(transcript(user, rng), "get_time", {}, result, rng.choice(TIME_REPLIES[kind]).format(**result))
+    # The model adds the hours to the tool's clock time itself: get_time has no offset argument.
+    slots = result | {"n": n, "later": say_clock(now + timedelta(hours=n))}
+    return Ask(transcript(user, rng), "get_time", {}, result, rng.choice(TIME_REPLIES[kind]).format(**slots))
 
 
 # ---- calculate ----------------------------------------------------------------------------------

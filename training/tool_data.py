@@ -2,8 +2,9 @@
 
     train, held_out = tool_examples(seed)     # lists of training.data.Example, source TOOLS
 
-Kinds of example (COUNTS), each with the tools offered rendered into the system turn by the chat
-template (dlm_core.tool_calls.DLM_VOICE_TEMPLATE):
+Kinds of example (COUNTS), each with the tools offered: the six built-ins always (the bundled model
+knows them by heart and its chat template, dlm_core.tool_calls.known_tools_template, leaves them out of
+the prompt) and now and then a client's functions, which the template lists in the system turn:
 - builtin_call: a request for a built-in tool (time, arithmetic, units, timers) -> the call;
 - builtin_result: the same conversation after the call and the tool's result -> a short spoken reply
   that uses the result (mostly its "text"), or an honest "Sorry, I couldn't do that: ..." on an error;
@@ -11,9 +12,8 @@ template (dlm_core.tool_calls.DLM_VOICE_TEMPLATE):
   distractors, and a request one of them serves -> the call, arguments copied or derived from the words;
 - client_result: a client function's JSON result -> one sentence that says it;
 - no_tool: tools offered, but the request needs none (small talk, a joke, a fact, something no listed
-  tool does) -> the reply training/templates.py gives it.
-Built-in examples offer all six built-ins as the server does (client functions first), now and then a
-few client functions or only some built-ins. Held-out examples use other wordings of the built-in
+  tool does) -> the reply training/intents.py or training/facts.py gives it.
+Held-out examples use other wordings of the built-in
 requests and other client functions (names unseen in training), so their score measures generalising.
 Every example fits the shipped 512-token context with the bundled tokenizer (one that is too long is
 drawn again); a tokenizer trained on this data needs about 2/3 as many tokens, so a training run keeps
@@ -31,8 +31,9 @@ from assistant.tools.builtin import BUILTIN_TOOLS as _REALTIME_BUILTINS
 from dlm_core.checkpoints import BUNDLED_MODEL
 from dlm_core.tokenizer import DlmTokenizer
 from dlm_core.tool_calls import DLM_VOICE_TEMPLATE, call_text
-from training import templates
 from training.data import SYSTEM_PROMPTS, TOOLS, Example
+from training.facts import fact_exchanges
+from training.intents import intent_exchanges
 from training.tool_builtins import ask_builtin
 from training.tool_catalog import HELD_OUT, TRAIN
 from training.tool_clients import CAMEL_SHARE, ClientTool, camel, client_ask
@@ -44,9 +45,6 @@ BUILTIN_TOOLS: list[dict] = [
     for t in _REALTIME_BUILTINS
 ]
 BUILTIN_NAMES = [t["function"]["name"] for t in BUILTIN_TOOLS]
-BUILTIN_DOMAINS = {"get_time": "clock", "calculate": "math", "convert_units": "units"} | dict.fromkeys(
-    ["set_timer", "list_timers", "cancel_timer"], "timers"
-)
 # The server's default instructions (assistant/config.py), the system turn most conversations have.
 DEFAULT_SYSTEM = "You are a helpful voice assistant. Answer briefly."
 COUNTS = {  # training examples of each kind
@@ -57,24 +55,11 @@ COUNTS = {  # training examples of each kind
     "no_tool": 2500,
 }
 HELD_OUT_DIVISOR = 25  # held-out examples of a kind: its count divided by this
-# Template topics that are small talk whatever the tools; the replies of others depend on what is offered.
-SMALL_TALK = (
-    "greeting how_are_you feel_good feel_bad thanks bye who_are_you joke fact movie music food book hobby "
-    "name bored sorry compliment insult travel"
-).split()
-TOPIC_DOMAINS = {"time": "clock", "date": "clock", "math": "math", "weather": "weather", "news": "news"}
-TASK_DOMAINS = {  # training.templates.TASKS (the "cant_do" topic) by the kind of tool that does them
-    "set an alarm": "timers", "set a reminder": "timers", "call my mom": "phone", "send a text": "messages",
-    "turn on the lights": "home", "order a pizza": "food", "book a flight": "travel",
-    "play my playlist": "music", "turn up the heat": "home", "open the door": "home",
-    "check my email": "email", "buy groceries online": "shopping", "lock the car": "car",
-    "start the dishwasher": "home", "pay my bills": "payments",
-}  # fmt: skip
-EXCHANGES_PER_TOPIC = 60  # template exchanges drawn per topic for no-tool examples and earlier turns
+TALK_PER_INTENT = 60  # intent exchanges drawn per intent for no-tool examples and earlier turns
+TALK_FACTS = 400  # fact questions among them
 DECLINE_SHARE = 0.4  # no-tool requests that ask for something no tool on offer does (when there is one)
 HISTORY_SHARE = 0.25  # examples with an earlier exchange before the request
 MAX_CLIENT_TOOLS = 4
-MAX_CLIENTS_WITH_BUILTINS = 2  # more client functions come with only a few built-ins: short prompts
 # The shipped model's context. Prompt and reply must fit it with the bundled tokenizer, which knows no
 # tool markup and so splits it finely: a tokenizer trained on this data needs about 2/3 as many tokens.
 CONTEXT_TOKENS = 512
@@ -107,12 +92,11 @@ def offered_name(tool: ClientTool, rng: random.Random, held: bool) -> str:
     return camel(name) if rng.random() < CAMEL_SHARE else name
 
 
-def builtin_tools(rng: random.Random, needed: str | None) -> list[dict]:
-    """Built-ins as the server offers them: all six mostly, else a few (in order) that include `needed`."""
-    if rng.random() < 0.85:
-        return list(BUILTIN_TOOLS)
-    names = set(rng.sample(BUILTIN_NAMES, rng.randint(1, 3))) | ({needed} if needed else set())
-    return [t for t in BUILTIN_TOOLS if t["function"]["name"] in names]
+def builtin_tools() -> list[dict]:
+    """The built-ins as the server offers them: all six, whenever a model can call tools. The bundled
+    model knows them by heart and its template leaves them out of the prompt (dlm_core.tool_calls
+    .known_tools_template), so no prompt can show a subset of them: the data never offers one."""
+    return list(BUILTIN_TOOLS)
 
 
 def client_tools(rng: random.Random, pool: list[ClientTool], held: bool, first=None, count=None) -> list:
@@ -122,13 +106,6 @@ def client_tools(rng: random.Random, pool: list[ClientTool], held: bool, first=N
     chosen = ([first] if first else []) + rng.sample(others, count - (1 if first else 0))
     rng.shuffle(chosen)
     return [(t, offered_name(t, rng, held)) for t in chosen]
-
-
-def domains(tools: list[dict], clients: list) -> set[str]:
-    names = {t["function"]["name"] for t in tools}
-    return {BUILTIN_DOMAINS[n] for n in names if n in BUILTIN_DOMAINS} | {
-        d for t, _ in clients for d in t.domains
-    }
 
 
 # ---- the kinds of example -----------------------------------------------------------------------
@@ -159,7 +136,7 @@ def conversation(rng, held, talk, ask: Ask, tools: list[dict], with_result: bool
 
 def builtin_example(rng, held, talk, with_result: bool) -> tuple[list, str, list[dict]]:
     ask = ask_builtin(rng, held)
-    tools = builtin_tools(rng, ask.name)
+    tools = builtin_tools()
     if rng.random() < 0.3:  # a client's functions come first, as the server lists them
         clients = client_tools(rng, HELD_OUT if held else TRAIN, held, count=rng.randint(1, 2))
         tools = [t.definition(n) for t, n in clients] + tools
@@ -171,54 +148,38 @@ def client_example(rng, held, talk, with_result: bool) -> tuple[list, str, list[
     target = rng.choice(pool)
     clients = client_tools(rng, pool, held, first=target)
     ask = client_ask(target, next(n for t, n in clients if t is target), rng)
-    roll = rng.random()
-    builtins = list(BUILTIN_TOOLS) if roll < 0.5 else builtin_tools(rng, None) if roll < 0.7 else []
-    if len(clients) > MAX_CLIENTS_WITH_BUILTINS and len(builtins) == len(BUILTIN_TOOLS):
-        builtins = builtin_tools(rng, None)[:3]  # keeps the prompt short
-    tools = [t.definition(n) for t, n in clients] + builtins
+    tools = [t.definition(n) for t, n in clients] + builtin_tools()
     return *conversation(rng, held, talk, ask, tools, with_result), tools
-
-
-def need(topic: str, user: str) -> str | None:
-    """What a template exchange needs to be right beside tools: "" if it is small talk, else the domain
-    of tool that must not be on offer ("What time is it?" -> "I have no clock" needs no "clock" tool);
-    None if its reply depends on more than the tools offered."""
-    if topic in SMALL_TALK:
-        return ""
-    if topic == "cant_do":
-        return next((d for task, d in TASK_DOMAINS.items() if task in user.lower()), None)
-    return TOPIC_DOMAINS.get(topic)
 
 
 @dataclass(frozen=True)
 class Talk:
-    """Template exchanges (topic, user, reply): small talk, and the others by the domain they need."""
+    """Exchanges (kind, user, reply) that need no tool: small talk and facts (`small`), and declines of
+    what only a client's function could do, by that function's domain (`needing`): "What's the weather?"
+    -> "I can't check the weather" is right only where no weather function is on offer."""
 
     small: list[tuple]
     needing: dict[str, list[tuple]]
 
     @classmethod
     def draw(cls, seed: int) -> Talk:
+        rng = random.Random(seed)
         small, needing = [], {}
-        for ex in sorted(set(templates.exchanges(random.Random(seed), per_topic=EXCHANGES_PER_TOPIC))):
-            domain = need(ex[0], ex[1])
-            if domain == "":
-                small.append(ex)
-            elif domain is not None:
-                needing.setdefault(domain, []).append(ex)
-        return cls(small, needing)
+        for ex in intent_exchanges(rng, per_intent=TALK_PER_INTENT):
+            if ex.domain:
+                needing.setdefault(ex.domain, []).append((ex.intent, ex.user, ex.reply))
+            else:
+                small.append((ex.intent, ex.user, ex.reply))
+        facts = fact_exchanges(rng)
+        small += [(f.relation, f.user, f.reply) for f in rng.sample(facts, TALK_FACTS)]
+        return cls(sorted(set(small)), {d: sorted(set(exs)) for d, exs in needing.items()})
 
 
 def no_tool_example(rng, held, talk) -> tuple[list, str, list[dict]]:
     pool = HELD_OUT if held else TRAIN
     clients = client_tools(rng, pool, held, count=rng.randint(1, 3)) if rng.random() < 0.75 else []
-    roll = rng.random()
-    builtins = (
-        list(BUILTIN_TOOLS) if roll < 0.5 or not clients else builtin_tools(rng, None) if roll < 0.7 else []
-    )
-    tools = [t.definition(n) for t, n in clients] + builtins
-    covered = domains(tools, clients)
-    # "What's the weather?" -> "I can't check the weather" only where no weather tool is on offer.
+    tools = [t.definition(n) for t, n in clients] + builtin_tools()
+    covered = {d for t, _ in clients for d in t.domains}
     free = [ex for domain, exs in sorted(talk.needing.items()) if domain not in covered for ex in exs]
     if free and rng.random() < DECLINE_SHARE:
         _, user, reply = rng.choice(free)

@@ -36,7 +36,9 @@ from training.tokenized import TokenizedSplit, prepare_data
 
 OBJECTIVES = ("diffusion", "ar")
 DEVICES = ("cpu", "cuda")
-RESUME_MAY_CHANGE = ("steps", "device", "threads", "log_every", "ckpt_every")  # a resumed run may differ here
+# A resumed run may differ here; loss_weighting too (a run may switch to uniform weights mid-way).
+RESUME_MAY_CHANGE = ("steps", "device", "threads", "log_every", "ckpt_every", "loss_weighting")
+WEIGHTINGS = ("elbo", "uniform")
 # The shipped models' context: training rows (max_prompt + reply_len) are far shorter, but the server
 # keeps longer conversations, up to this many positions.
 MAX_SEQ_LEN = 512
@@ -77,6 +79,7 @@ class TrainConfig:
     warmup: int = 100
     weight_decay: float = 0.05
     pad_weight: float = 0.1  # loss weight of trailing pads after <|eot_id|>
+    loss_weighting: str = "elbo"  # diffusion: "elbo" (1/t per masked token) or "uniform" (1 per masked token)
     threads: int = 1  # torch threads (the machine is shared)
     device: str = "cpu"  # "cpu" or "cuda"; batches and noise are drawn on the CPU either way
     bf16: bool = False  # bf16 autocast (pays off on GPUs and CPUs with AVX512-BF16/AMX)
@@ -94,6 +97,8 @@ class TrainConfig:
             raise ValueError("the AR objective needs attention='causal'")
         if self.reply_len < 2 or self.max_prompt < 4:
             raise ValueError("reply_len must be >= 2 and max_prompt >= 4")
+        if self.loss_weighting not in WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {WEIGHTINGS}, got {self.loss_weighting!r}")
         if not 0.0 <= self.pad_weight <= 1.0:
             raise ValueError(f"pad_weight must be in [0, 1], got {self.pad_weight}")
         if self.device not in DEVICES:
@@ -178,8 +183,9 @@ class Run:
 
     def resume(self, cfg: TrainConfig, ckpt: Path) -> None:
         state = torch.load(ckpt, weights_only=False, map_location=cfg.device)
-        same = {k: state["config"][k] for k in RESUME_MAY_CHANGE}
-        if state["config"] != asdict(cfg) | same:
+        saved = asdict(TrainConfig()) | state["config"]  # a field added since then has its default
+        same = {k: saved[k] for k in RESUME_MAY_CHANGE}
+        if saved != asdict(cfg) | same:
             raise ValueError(f"{ckpt} was made with another config; use a new --out")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])  # loads onto the parameters' device
