@@ -68,9 +68,10 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lm-model", metavar="NAME", help="the served model to use (default: the first listed)")
 
 
-def _add_serve_flags(p: argparse.ArgumentParser) -> None:
+def _add_listen_flags(p: argparse.ArgumentParser, port: int) -> None:
+    """Where a server listens and who may call it: the same rule for `serve` and `lm-server`."""
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=None, help=f"port (default {port}; 0 picks a free one)")
     p.add_argument(
         "--api-key",
         default=None,
@@ -85,8 +86,12 @@ def _add_serve_flags(p: argparse.ArgumentParser) -> None:
         "--allow-origin",
         action="append",
         metavar="ORIGIN",
-        help="a web origin (https://host[:port]) whose pages may use the API, besides our page (repeatable)",
+        help="a web origin (https://host[:port]) whose pages may call it, besides our page (repeatable)",
     )
+
+
+def _add_serve_flags(p: argparse.ArgumentParser) -> None:
+    _add_listen_flags(p, port=8765)  # the help names the defaults without importing the servers
     p.add_argument(
         "--max-sessions",
         type=int,
@@ -115,22 +120,7 @@ def _add_lm_server_flags(p: argparse.ArgumentParser) -> None:
         help="decoding of requests that name no preset (env DLM_PRESET; default: auto)",
     )
     p.add_argument("--name", help="the model's name on the wire (default: --model as given, or dlm-voice)")
-    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default 8766; 0 picks a free one)")
-    p.add_argument(
-        "--api-key", default=None, help="key clients must send; required beyond loopback (env DLM_API_KEY)"
-    )
-    p.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        help="serve beyond loopback without a key (anyone may use it)",
-    )
-    p.add_argument(
-        "--allow-origin",
-        action="append",
-        metavar="ORIGIN",
-        help="a web origin whose pages may call it (repeatable)",
-    )
+    _add_listen_flags(p, port=8766)
     p.add_argument(
         "--max-generations", type=int, default=None, metavar="N", help="replies made at once (default 32)"
     )

@@ -226,28 +226,20 @@ def _session_id(dlm) -> str | None:
 # ---- what goes back -----------------------------------------------------------------------------
 
 
+def _envelope(obj: str, req_id: str, model: str, created: int, choices: list, **more) -> dict:
+    """The fields every reply object of the protocol carries."""
+    return {"id": req_id, "object": obj, "created": created, "model": model, "choices": choices, **more}
+
+
 def chunk(req_id: str, model: str, created: int, delta: dict, finish: str | None = None) -> dict:
     """One `chat.completion.chunk` of a streamed reply."""
     choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-    return {
-        "id": req_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [choice],
-    }
+    return _envelope("chat.completion.chunk", req_id, model, created, [choice])
 
 
 def usage_chunk(req_id: str, model: str, created: int, usage: dict) -> dict:
     """The last chunk when `stream_options.include_usage` asked for it: no choices, the counts."""
-    return {
-        "id": req_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [],
-        "usage": usage,
-    }
+    return _envelope("chat.completion.chunk", req_id, model, created, [], usage=usage)
 
 
 def tool_call(index: int, call_id: str, name: str, arguments: str) -> dict:
@@ -266,14 +258,7 @@ def completion(req_id: str, model: str, created: int, text: str, calls: list[dic
     if calls:
         message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
     choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-    return {
-        "id": req_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [choice],
-        "usage": usage,
-    }
+    return _envelope("chat.completion", req_id, model, created, [choice], usage=usage)
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:

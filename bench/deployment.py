@@ -26,7 +26,6 @@ from bench.load import START_TIMEOUT_S, STOP_TIMEOUT_S, ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy.cfg"
-SERVING = re.compile(r"serving \S+ on http://127\.0\.0\.1:(\d+)/v1")
 
 
 def free_port() -> int:
@@ -35,8 +34,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LmServerProcess:
+class LmServerProcess(ServerProcess):
     """`python -m assistant lm-server --port 0` in a subprocess; output to files (a full pipe blocks)."""
+
+    NAME = "lm-server"
+    SERVING = re.compile(r"serving \S+ on http://127\.0\.0\.1:(\d+)/v1")
 
     def __init__(self, model: str | None, preset: str | None):
         self.cmd = [sys.executable, "-m", "assistant", "lm-server", "--port", "0", "--name", "dlm"]
@@ -44,28 +46,12 @@ class LmServerProcess:
         self.cmd += ["--preset", preset] if preset else []
         self.dir = Path(tempfile.mkdtemp(prefix="bench_lm_"))
         self.proc: subprocess.Popen | None = None
-        self.url = ""
+        self.port, self.url = 0, ""
 
     def start(self) -> LmServerProcess:
-        out, err = (self.dir / "stdout").open("wb"), (self.dir / "stderr").open("wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            found = SERVING.search((self.dir / "stdout").read_text())
-            if found:
-                self.url = f"http://127.0.0.1:{found.group(1)}/v1"
-                return self
-            if self.proc.poll() is not None:
-                raise SystemExit(f"lm-server exited: {(self.dir / 'stderr').read_text()[-2000:]}")
-            time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"lm-server did not start within {START_TIMEOUT_S:.0f} s")
-
-    def rss_mb(self) -> float | None:
-        return ServerProcess.rss_mb(self)
-
-    def stop(self) -> None:
-        ServerProcess.stop(self)
+        self.port = int(self.launch().group(1))
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        return self
 
 
 class Deployment:

@@ -101,20 +101,27 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
+    NAME = "serve"
+    SERVING = re.compile(r"serving on http://127\.0\.0\.1:(\d+)/")  # the line that says where it serves
+
     def start(self) -> ServerProcess:
+        self.port = int(self.launch().group(1))
+        return self
+
+    def launch(self) -> re.Match:
+        """Start the command and wait for its SERVING line (its port is the line's first group)."""
         out, err = (self.dir / "stdout").open("wb"), (self.dir / "stderr").open("wb")
         self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            found = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", (self.dir / "stdout").read_text())
+            found = self.SERVING.search((self.dir / "stdout").read_text())
             if found:
-                self.port = int(found.group(1))
-                return self
+                return found
             if self.proc.poll() is not None:
-                raise SystemExit(f"serve exited: {self.log_tail()}")
+                raise SystemExit(f"{self.NAME} exited: {self.log_tail()}")
             time.sleep(0.2)
         self.stop()
-        raise SystemExit(f"serve did not start within {START_TIMEOUT_S:.0f} s: {self.log_tail()}")
+        raise SystemExit(f"{self.NAME} did not start within {START_TIMEOUT_S:.0f} s: {self.log_tail()}")
 
     def log_tail(self, chars: int = 2000) -> str:
         return (self.dir / "stderr").read_text(errors="replace")[-chars:]
