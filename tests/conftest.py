@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -26,6 +27,11 @@ from testkit.voice_model import FOLLOW_UP, VOICE_PAIRS, checkpoint_dir  # noqa: 
 # Tests speak only the committed clips of tests/speech/ (testkit/speech_corpus.py): the same audio on every
 # machine and run. Set in the environment, so the benchmarks and CLIs the tests start hear them too.
 os.environ[STRICT_ENV] = "committed"
+
+# Property tests draw the same examples on every run and machine (hypothesis picks them from the test's
+# name, not at random), and keep no database of earlier failures that would change what the next run tries.
+settings.register_profile("same_every_run", derandomize=True, database=None)
+settings.load_profile("same_every_run")
 
 
 def lm_spec() -> str:
