@@ -15,7 +15,7 @@ from dlm_core.tokenizer import DlmTokenizer
 from training import bpe
 from training.batches import make_batch
 from training.data import Example, normalize, shorten
-from training.objectives import batch_loss, held_out_loss, two_stream_hidden
+from training.objectives import batch_loss, block_predictors, held_out_loss, two_stream_hidden
 from training.templates import exchanges
 from training.tokenized import tokenize
 from training.train import TrainConfig, export, train
@@ -82,7 +82,7 @@ def test_two_stream_matches_cached_inference():
     noisy[0, 6:L:2] = 1  # some "masks" in the noisy copy
     valid = torch.ones(1, L, dtype=torch.bool)
     with torch.no_grad():
-        two_stream = model.lm_head(two_stream_hidden(model, clean, noisy, valid, s0))
+        two_stream = model.lm_head(two_stream_hidden(model, clean, noisy, valid, s0)[1])
         for b_start in range(s0, L, block):
             b_end = min(L, b_start + block)
             cache = KVCache(model.cfg.n_layers)
@@ -90,6 +90,53 @@ def test_two_stream_matches_cached_inference():
                 model(clean[:, :b_start], cache=cache)
             cached = model(noisy[:, b_start:b_end], cache=cache)
             torch.testing.assert_close(two_stream[:, b_start - s0 : b_end - s0], cached, atol=1e-4, rtol=1e-4)
+
+
+def test_shifted_predictors_match_what_the_sampler_reads():
+    """A shifted model (output i predicts token i + 1) is trained on the outputs the sampler reads: a
+    block's first position from the last committed token (a clean forward), the others from the noisy
+    block's previous position behind the cache."""
+    torch.manual_seed(0)
+    block = 4
+    model = Transformer(TrainConfig(**TINY, objective="diffusion", logits_shift=True).model_config(50)).eval()
+    L, s0 = 14, 4
+    clean = torch.randint(3, 50, (1, L))
+    noisy = clean.clone()
+    noisy[0, 5:L:2] = 1
+    valid = torch.ones(1, L, dtype=torch.bool)
+    with torch.no_grad():
+        trained = model.lm_head(block_predictors(model, clean, noisy, valid, s0))  # [1, L - s0, V]
+        for b_start in range(s0, L, block):
+            b_end = min(L, b_start + block)
+            committed = model(clean[:, :b_start])[:, -1]  # the last committed token's output
+            torch.testing.assert_close(trained[:, b_start - s0], committed, atol=1e-4, rtol=1e-4)
+            cache = KVCache(model.cfg.n_layers)
+            with cache.writing():
+                model(clean[:, :b_start], cache=cache)
+            inside = model(noisy[:, b_start:b_end], cache=cache)[:, :-1]  # predicts b_start+1 .. b_end-1
+            torch.testing.assert_close(
+                trained[:, b_start - s0 + 1 : b_end - s0], inside, atol=1e-4, rtol=1e-4
+            )
+    with pytest.raises(ValueError, match="block_causal"):
+        TrainConfig(**TINY | {"attention": "bidirectional", "logits_shift": True})
+
+
+def test_a_diffusion_run_starts_from_ar_weights(tiny_data, tmp_path):
+    tok, train_split, test_split, _ = tiny_data
+    data = (tok, train_split, test_split)
+    ar = TrainConfig(out=str(tmp_path / "ar"), objective="ar", steps=20, **TINY)
+    ar_model = train(ar, log=lambda m: None, data=data)
+    cfg = TrainConfig(
+        out=str(tmp_path / "dlm"),
+        steps=0,
+        logits_shift=True,
+        init_from=str(tmp_path / "ar" / "ckpt.pt"),
+        **TINY,
+    )
+    adapted = train(cfg, log=lambda m: None, data=data)
+    for (name, a), b in zip(ar_model.state_dict().items(), adapted.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert adapted.cfg.logits_shift and adapted.cfg.attention == "block_causal"
 
 
 def test_pads_are_down_weighted(tiny_data):

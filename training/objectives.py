@@ -3,7 +3,9 @@
 Diffusion (the ELBO of masked diffusion, per block for "block_causal"): each row draws t ~ U(0, 1),
 masks each reply-canvas token with probability t and is scored on the masked ones with weight 1/t.
 For "block_causal" a second, clean copy of the sequence is prepended (as in BD3-LM) so a noisy block
-attends to clean earlier blocks, exactly what the sampler's KV cache shows it at inference. Trailing
+attends to clean earlier blocks, exactly what the sampler's KV cache shows it at inference. A shifted
+model (`logits_shift`, a diffusion run started from AR weights) scores each position from the output
+before it (`block_predictors`), as the sampler reads it. Trailing
 pads after <|eot_id|> get `pad_weight` (< 1) so they cannot dominate the loss, a guard against
 collapsing onto one- or two-token replies. `loss_weighting="uniform"` drops the 1/t factor (every masked
 token counts once): the ELBO's weights let a few rows with almost nothing masked dominate a batch, and the
@@ -53,8 +55,8 @@ def two_stream_mask(L: int, s0: int, block: int, device=None) -> torch.Tensor:
 
 
 def two_stream_hidden(model: Transformer, clean: torch.Tensor, noisy: torch.Tensor, valid, s0: int):
-    """Final hidden states of the noisy copy of positions s0..L-1, each block seeing the clean
-    earlier blocks. clean, noisy, valid: [B, L] -> [B, L - s0, dim]."""
+    """Final hidden states of the clean sequence and of the noisy copy of positions s0..L-1, each noisy
+    block seeing the clean earlier blocks. clean, noisy, valid: [B, L] -> ([B, L, dim], [B, L - s0, dim])."""
     B, L = clean.shape
     dev = clean.device
     seq = torch.cat([clean, noisy[:, s0:]], 1)  # [B, L + L - s0]
@@ -66,7 +68,23 @@ def two_stream_hidden(model: Transformer, clean: torch.Tensor, noisy: torch.Tens
         attn_mask=two_stream_mask(L, s0, model.cfg.block_size, dev),
         hidden_only=True,
     )
-    return hidden[:, L:]
+    return hidden[:, :L], hidden[:, L:]
+
+
+def block_predictors(model: Transformer, clean: torch.Tensor, noisy: torch.Tensor, valid, s0: int):
+    """The hidden state whose logits predict each of positions s0..L-1. [B, L - s0, dim]
+
+    Unshifted models predict a position from its own noisy state. A shifted model (output i predicts
+    token i + 1, as AR weights do) predicts a position from the one before it: inside a block that is
+    the noisy stream's, and for a block's first position the clean last position of the block before,
+    which is what the sampler queries there (the last committed token, never cached)."""
+    clean_h, noisy_h = two_stream_hidden(model, clean, noisy, valid, s0)
+    if not model.cfg.logits_shift:
+        return noisy_h
+    pos = torch.arange(s0, clean.shape[1], device=clean.device)
+    prev = (pos - 1).clamp_min(0)  # position 0 is never a reply position, so its stand-in is unscored
+    inside = (pos % model.cfg.block_size != 0)[None, :, None]
+    return torch.where(inside, noisy_h[:, (prev - s0).clamp_min(0)], clean_h[:, prev])
 
 
 def diffusion_loss(
@@ -91,7 +109,7 @@ def diffusion_loss(
     noisy = torch.where(masked, torch.full_like(tokens, tok.special.mask), tokens)
     if cfg.attention == "block_causal":
         s0 = (P // cfg.block_size) * cfg.block_size
-        hidden = two_stream_hidden(model, tokens, noisy, valid, s0)
+        hidden = block_predictors(model, tokens, noisy, valid, s0)
         masked, target, is_pad = masked[:, s0:], tokens[:, s0:], batch.is_pad[:, s0:]
     else:
         # Every real token sees every real token, whatever cfg.attention says (as this objective

@@ -70,6 +70,12 @@ class TrainConfig:
     mlp_dim: int = 384
     attention: str | None = None  # None: "block_causal" for diffusion, "causal" for ar
     block_size: int = 8  # diffusion block length (small blocks: first words sooner)
+    # Output i predicts token i + 1. None: only for "ar". A diffusion run that starts from AR weights
+    # keeps it (as Dream and Fast-dLLM v2 do), so what the AR model learned still lines up.
+    logits_shift: bool | None = None
+    init_from: str | None = (
+        None  # start from these weights (a run's ckpt.pt or best.pt): e.g. AR -> diffusion
+    )
     max_prompt: int = 48  # prompt tokens kept (oldest turns dropped to fit)
     reply_len: int = 32  # reply canvas: reply + <|eot_id|> + pads
     batch_size: int = 32
@@ -93,8 +99,12 @@ class TrainConfig:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.attention is None:
             self.attention = "block_causal" if self.objective == "diffusion" else "causal"
-        if self.objective == "ar" and self.attention != "causal":
-            raise ValueError("the AR objective needs attention='causal'")
+        if self.logits_shift is None:
+            self.logits_shift = self.objective == "ar"
+        if self.objective == "ar" and (self.attention != "causal" or not self.logits_shift):
+            raise ValueError("the AR objective needs attention='causal' and logits_shift")
+        if self.objective == "diffusion" and self.logits_shift and self.attention != "block_causal":
+            raise ValueError("a shifted diffusion model needs attention='block_causal'")
         if self.reply_len < 2 or self.max_prompt < 4:
             raise ValueError("reply_len must be >= 2 and max_prompt >= 4")
         if self.loss_weighting not in WEIGHTINGS:
@@ -115,7 +125,7 @@ class TrainConfig:
             attention=self.attention,
             block_size=self.block_size,
             tie_embeddings=True,
-            logits_shift=self.objective == "ar",
+            logits_shift=self.logits_shift,
         )
 
 
@@ -134,6 +144,8 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> Transformer:
             residual = name.endswith(RESIDUAL_PROJECTIONS)
             std = INIT_STD / math.sqrt(2 * cfg.n_layers) if residual else INIT_STD
             torch.nn.init.normal_(p, std=std)
+    if cfg.init_from:
+        model.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=False)["model"])
     return model
 
 
@@ -183,7 +195,7 @@ class Run:
 
     def resume(self, cfg: TrainConfig, ckpt: Path) -> None:
         state = torch.load(ckpt, weights_only=False, map_location=cfg.device)
-        saved = asdict(TrainConfig()) | state["config"]  # a field added since then has its default
+        saved = asdict(TrainConfig(**state["config"]))  # a field added since then has its default
         same = {k: saved[k] for k in RESUME_MAY_CHANGE}
         if saved != asdict(cfg) | same:
             raise ValueError(f"{ckpt} was made with another config; use a new --out")
@@ -336,7 +348,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
     for f in fields(TrainConfig):
         kind = {"int": int, "float": float, "bool": lambda s: s.lower() in ("1", "true", "yes")}.get(
-            str(f.type), str
+            str(f.type).removesuffix(" | None"), str
         )
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None)
     parser.add_argument("--export", default=None, help="after training, write the model to this folder")
