@@ -177,6 +177,10 @@ class SessionConfig:
     eagerness: str | None = DEFAULT_EAGERNESS
     create_response: bool = True  # server VAD: answer as soon as a turn ends
     interrupt_response: bool = True  # server VAD: user speech during a reply cancels it (barge-in)
+    # Server VAD: speech that cuts the reply to a turn this soon after that turn's speech ended means the
+    # turn was not over (a false start): the cut reply and the half turn leave the conversation, and the
+    # words that follow are answered together with the half turn's. 0: every barge-in is a new turn.
+    false_start_ms: int = 1500
     max_output_tokens: int = MAX_REPLY_TOKENS
     # Reply audio is sent at most this far ahead of real-time playback; the rest waits on the server, where
     # a barge-in can still drop it. None: send as fast as it is synthesized.
@@ -205,6 +209,8 @@ class SessionConfig:
             raise ValueError(f"eagerness must be one of {sorted(EAGERNESS)} or None, got {self.eagerness!r}")
         if self.audio_lead_ms is not None and self.audio_lead_ms < 0:
             raise ValueError(f"audio_lead_ms must be >= 0 or None, got {self.audio_lead_ms}")
+        if self.false_start_ms < 0:
+            raise ValueError(f"false_start_ms must be >= 0, got {self.false_start_ms}")
         if not isinstance(self.max_output_tokens, int) or self.max_output_tokens < 1:
             raise ValueError(f"max_output_tokens must be a positive integer, got {self.max_output_tokens!r}")
 

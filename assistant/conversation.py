@@ -144,3 +144,22 @@ def _args(arguments: str | None) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+# Words Whisper writes with a capital wherever they stand.
+_ALWAYS_CAPITAL = frozenset(["I", "I'm", "I'll", "I'd", "I've"])
+
+
+def join_turns(first: str, rest: str) -> str:
+    """One utterance from a turn that was not over and the words that followed it. Whisper heard each
+    part alone, so it ended the first with a full stop and began the rest with a capital, neither of
+    which the speaker said; after a question or exclamation mark both stay."""
+    first, rest = first.strip(), rest.strip()
+    if not first or not rest:
+        return first or rest
+    if first[-1] in "?!":
+        return f"{first} {rest}"
+    head, space, tail = rest.partition(" ")
+    if head not in _ALWAYS_CAPITAL and head[:1].isupper() and head[1:].islower():
+        head = head.lower()
+    return f"{first.rstrip('.,;:…').rstrip()} {head}{space}{tail}"

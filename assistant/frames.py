@@ -98,6 +98,13 @@ class UserTranscript(SystemFrame):
 
 
 @dataclass
+class ItemDeleted(SystemFrame):
+    """An item left the conversation without the client asking (the halves of a false start)."""
+
+    item_id: str
+
+
+@dataclass
 class UserText(SystemFrame):
     """A typed user message was added to the conversation."""
 

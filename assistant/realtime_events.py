@@ -149,6 +149,10 @@ def _user_transcript(f: F.UserTranscript) -> list[dict]:
     ]
 
 
+def _item_deleted(f: F.ItemDeleted) -> list[dict]:
+    return [{"type": "conversation.item.deleted", "item_id": f.item_id}]
+
+
 def _user_text(f: F.UserText) -> list[dict]:
     item = _user_item(f.item_id, [{"type": "input_text", "text": f.text}])
     return [
@@ -257,6 +261,7 @@ FRAME_EVENTS: dict[type, Callable[[F.Frame], list[dict]]] = {
     F.AudioCommitted: _audio_committed,
     F.UserTranscript: _user_transcript,
     F.UserText: _user_text,
+    F.ItemDeleted: _item_deleted,
     F.ResponseStarted: _response_started,
     F.MessageStarted: _message_started,
     F.FunctionCall: _function_call,

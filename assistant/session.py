@@ -22,13 +22,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from assistant import frames as F
 from assistant.bridge import blocking
 from assistant.config import SessionConfig
-from assistant.conversation import OUTPUT, Conversation, Item
+from assistant.conversation import OUTPUT, Conversation, Item, join_turns
 from assistant.engines import Engines
 from assistant.listener import Listener
 from assistant.metrics import SPECULATION_COUNTS, TurnClock
@@ -42,6 +43,16 @@ from audio.endpoint import Turn, TurnLikely
 from audio.vad import SpeechResumed, SpeechStarted, SpeechStopped
 
 OUT_QUEUE_FRAMES = 512  # frames waiting for the transport
+
+
+@dataclass
+class _Answered:
+    """A turn heard through server VAD and the reply that answers it (a false start can take both back)."""
+
+    item_id: str
+    text: str
+    speech_end: float | None  # wall time (perf_counter) the user stopped speaking
+    reply: Reply
 
 
 class Session:
@@ -71,6 +82,8 @@ class Session:
         # server passes one dict for all its sessions).
         self.speculation = speculation if speculation is not None else dict.fromkeys(SPECULATION_COUNTS, 0)
         self._clock: TurnClock | None = None  # the turn being heard, until its reply starts
+        self._answered: _Answered | None = None  # the last heard turn and the reply that answers it
+        self._unfinished = ""  # a false start's half turn, until the rest of it is heard
         self.toolbox = Toolbox(Timers())  # built-in tools; their timers belong to this conversation
         self.timer_watch = TimerWatch(  # a timer that goes off gets a reply once no reply is running
             self.toolbox.timers,
@@ -174,14 +187,16 @@ class Session:
         clock.transcript, clock.turn_judge_ms = time.perf_counter(), ev.judge_ms
         clock.p_complete = ev.p_complete
         item, self._user_item, self._clock = self._user_item or new_id("item"), None, None
+        text, self._unfinished = self._joined(ev.text), ""
         held = self._speculative
-        if held is not None and held.user_text != ev.text.strip():
+        if held is not None and held.user_text != text:
             await self._discard_speculative()
             held = None
         self._speculative = None
-        await self._user_said(item, ev.text, clock, auto_reply=self.cfg.create_response and held is None)
+        await self._user_said(item, text, clock, auto_reply=self.cfg.create_response and held is None)
         if held is not None:
             await self._release(held, clock)
+        self._answered = _Answered(item, text, clock.speech_end, self.reply) if self.reply else None
 
     async def _speech_started(self, ev: SpeechStarted) -> None:
         await self._discard_speculative()
@@ -190,8 +205,29 @@ class Session:
         await self.emit(F.UserSpeechStarted(self.turns.current, self._user_item, ev.padded_start_ms))
         if stopped is not None:
             await self._report_stop(stopped, "turn_detected")
+            await self._reopen_if_false_start(stopped, self._listener.wall_at(ev.audio_start_ms))
         elif self.cfg.interrupt_response:
             self.conversation.cut_last_reply()
+
+    async def _reopen_if_false_start(self, stopped: Reply, resumed_at: float) -> None:
+        """The user spoke again within false_start_ms of the end of the turn the cut reply answered: the
+        turn was not over. The reply and the half turn leave the conversation (the client is told), and
+        the next turn is heard as the half turn's words followed by its own (`_joined`). A reply that
+        called a tool stays: what the tool did is done."""
+        answered, self._answered = self._answered, None
+        if answered is None or answered.reply is not stopped or stopped.calls or answered.speech_end is None:
+            return
+        if (resumed_at - answered.speech_end) * 1000.0 > self.cfg.false_start_ms:
+            return
+        for item_id in (stopped.item_id, answered.item_id):
+            if self.conversation.find(item_id) is not None:
+                self.conversation.delete(item_id)
+                await self.emit(F.ItemDeleted(self.turns.current, item_id))
+        self._unfinished = answered.text
+
+    def _joined(self, text: str) -> str:
+        """What the user said in this turn, after the half turn of a false start if it continues one."""
+        return join_turns(self._unfinished, text) if self._unfinished else text.strip()
 
     async def _speech_stopped(self, ev: SpeechStopped) -> None:
         item = self._user_item = self._user_item or new_id("item")
@@ -256,7 +292,7 @@ class Session:
 
     # -- speculation: a reply started in the user's pause, held until the end of the turn is confirmed --
     async def _turn_likely(self, ev: TurnLikely) -> None:
-        text = ev.text.strip()
+        text = self._joined(ev.text)
         if (
             not text
             or not self.cfg.create_response

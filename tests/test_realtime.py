@@ -32,6 +32,9 @@ BARGE_IN_MAX_WER = 0.5
 CHUNK_MS = 40  # how much audio each append carries, like a browser's capture
 TRAIL_S = 2.5  # silence after speech: outlasts semantic_vad's longest wait for a turn it takes as unfinished
 TURN_TIMEOUT_S = 120  # one spoken turn on a busy 2-core machine
+# A barge-in comes after the user has heard some of the reply: speech sooner after the question would be
+# the question going on (a false start, SessionConfig.false_start_ms, tests/test_false_start.py).
+HEARD_S = 1.6
 
 
 def b64(x: np.ndarray) -> str:
@@ -242,6 +245,7 @@ async def test_barge_in(server, engines):
         first = await recv_until(conn, lambda e: e.type == "response.output_audio.delta", events)
         old = first.response_id
         sender.cancel()
+        await asyncio.sleep(HEARD_S)
         # The user talks over the reply (the client keeps streaming its microphone).
         sender = asyncio.create_task(stream(conn, speech([BARGE_IN, TRAIL_S])))
         started = await recv_until(conn, lambda e: e.type == "input_audio_buffer.speech_started", events)
