@@ -1,7 +1,7 @@
 """The layout rules the code review asks for, checked on every run rather than remembered.
 
-- The product (dlm_core, audio, assistant, web) never imports the training code, the benchmarks or the
-  tests: an installed `dlm-voice` ships only its own packages.
+- The product (dlm_core, audio, turn_taking, assistant, web) never imports the training code, the
+  benchmarks or the tests: an installed `dlm-voice` ships only its own packages.
 - No function in the product, the training code, the benchmarks or the test kit is longer than
   MAX_FUNCTION_LINES.
 - Every source file (and every file of the page) is named in README.md's "How it is built" table.
@@ -20,11 +20,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT = ("dlm_core", "audio", "assistant", "web")
+PRODUCT = ("dlm_core", "audio", "turn_taking", "assistant", "web")
 NOT_SHIPPED = ("training", "bench", "tests", "testkit")
 CHECKED_FOR_LENGTH = (*PRODUCT, "training", "bench", "testkit")
 MAX_FUNCTION_LINES = 60
-NAMED_IN_README = ("assistant", "audio", "dlm_core", "training", "bench", "testkit")  # their .py files
+NAMED_IN_README = (
+    "assistant",
+    "audio",
+    "turn_taking",
+    "dlm_core",
+    "training",
+    "bench",
+    "testkit",
+)  # their .py files
 BUILT_SECTION = "## How it is built"
 
 
