@@ -9,10 +9,10 @@ import asyncio
 import pytest
 
 from assistant.conversation import join_turns
-from audio.vad import VadConfig
 from testkit.speech import normalize_text
 from tests.conftest import ServerThread, session_config
 from tests.test_realtime import TRAIL_S, client, recv_until, speech, stream
+from turn_taking.vad import VadConfig
 
 QUESTION = "What is the capital of France?"  # the test model answers it at length: its reply is still on
 GOES_ON = "in the living room."
