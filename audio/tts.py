@@ -63,6 +63,8 @@ _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
 # A whole word after whitespace, proven complete by the whitespace or clause punctuation after it: "so" in a
 # streaming "sooner" never matches. Sentence punctuation is left out: "I think so." opens no clause.
 _CLAUSE_WORD = re.compile(r"(?<=\s)\w+(?=[\s,;:—–])")
+PHRASE_SLACK_WORDS = 2  # a clause break this many words past the first phrase is worth waiting for
+_WHOLE_WORD = re.compile(r"[^\s]+(?=\s)")  # a word (with its punctuation) that whitespace shows is complete
 # Lower-case words that open a clause: the first piece may end just before one.
 CONNECTIVES = frozenset(
     [
@@ -90,6 +92,17 @@ CONNECTIVES = frozenset(
 )
 
 
+# Words a first piece cut mid-clause must not end on: they lean on the word after them ("the", "of",
+# "could", "is"), so a piece ending there sounds broken off.
+LEANING_WORDS = frozenset(
+    """a an the of to for in on at by with from into about as and or but nor so if than that
+    my your his her its our their this these those some any no every each
+    is are was were be been am do does did have has had can could will would shall should may might must
+    i you he she it we they i'm you're it's we're they're i'll you'll i'd you'd let's
+    not very really""".split()
+)
+
+
 @dataclass
 class ChunkerConfig:
     """How text is cut into pieces for the synthesizer."""
@@ -101,13 +114,23 @@ class ChunkerConfig:
     # LM has it out within ~5 words, so a whole short first sentence costs little; longer ones wait on more LM
     # text and more piper time (~190 ms for 52 chars).
     first_sentence_split_chars: int = 24
+    # ... and a long first sentence without an early clause break still gives its first phrase alone: the
+    # first this-many words, extended to the next word that does not lean on what follows (LEANING_WORDS).
+    # piper's time grows with the piece (bench/first_audio.py measures it and the seam). None: clauses only.
+    first_phrase_words: int | None = 3
     max_chars: int = 240  # no punctuation for this long: cut at the last space (keeps piper calls bounded)
 
     def __post_init__(self):
-        minimums = (self.first_clause_min_chars, self.first_clause_min_words, self.first_sentence_split_chars)
+        minimums = (
+            self.first_clause_min_chars,
+            self.first_clause_min_words,
+            self.first_sentence_split_chars,
+            1 if self.first_phrase_words is None else self.first_phrase_words,
+        )
         if min(minimums) < 1:
             raise ValueError(
-                "first_clause_min_chars, first_clause_min_words and first_sentence_split_chars must be >= 1"
+                "first_clause_min_chars, first_clause_min_words, first_sentence_split_chars and "
+                "first_phrase_words must be >= 1"
             )
         if self.max_chars < 16:
             raise ValueError(f"max_chars must be >= 16, got {self.max_chars}")
@@ -137,11 +160,12 @@ class SentenceChunker:
                 self._emitted += 1
 
     def flush(self) -> list[str]:
+        """The rest of the text (the reply ended); a first piece is cut as if more text followed."""
         rest, self._buf = self._buf.strip(), ""
-        if rest:
-            self._emitted += 1
-            return [rest]
-        return []
+        cut = self._first_clause_end(rest, len(rest)) if rest and self._emitted == 0 else None
+        pieces = [p for p in (rest[:cut].strip(), rest[cut:].strip()) if p] if cut else [rest] if rest else []
+        self._emitted += len(pieces)
+        return pieces
 
     def _next_piece(self) -> str | None:
         buf = self._buf
@@ -168,14 +192,25 @@ class SentenceChunker:
         return None
 
     def _first_clause_end(self, buf: str, sentence_end: int | None) -> int | None:
-        """Where the first piece may end before its sentence does: the earliest qualifying clause punctuation
-        end or connective start. Every condition looks only at text up to just past the cut, and a sentence
-        still streaming only grows, so the answer never changes as more text arrives."""
+        """Where the first piece may end before its sentence does: the earliest clause punctuation end or
+        connective start, unless it comes PHRASE_SLACK_WORDS words after the first phrase (`_phrase_cut`)
+        would. Every condition looks only at text up to just past the cut, and the phrase is chosen only
+        once the words that could hold an earlier clause break are all in: a sentence still streaming only
+        grows, so the answer never changes as more text arrives."""
         text = buf if sentence_end is None else buf[:sentence_end]
         if len(text.strip()) <= self.cfg.first_sentence_split_chars:
             return None  # said whole (or, still streaming, it may yet end short: wait for more text)
         cuts = [c for c in (self._clause_cut(text), self._connective_cut(text)) if c is not None]
-        return min(cuts) if cuts else None
+        phrase_words = self.cfg.first_phrase_words
+        if phrase_words is None:
+            return min(cuts) if cuts else None
+        window = phrase_words + PHRASE_SLACK_WORDS
+        if cuts and len(text[: min(cuts)].split()) <= window:
+            return min(cuts)
+        if sentence_end is None and len(_WHOLE_WORD.findall(text)) <= window:
+            return None  # a clause break may still come within the window
+        phrase = self._phrase_cut(text)
+        return phrase if phrase is not None else (min(cuts) if cuts else None)
 
     def _clause_cut(self, text: str) -> int | None:
         """End of the first clause punctuation that leaves a piece of >= first_clause_min_chars."""
@@ -195,6 +230,18 @@ class SentenceChunker:
                 and len(head.split()) >= self.cfg.first_clause_min_words
             ):
                 return m.start()
+        return None
+
+    def _phrase_cut(self, text: str) -> int | None:
+        """End of the first word, from the first_phrase_words-th on, that ends a phrase: not a leaning
+        word, at least first_clause_min_chars in, and proven whole by the whitespace after it."""
+        if self.cfg.first_phrase_words is None:
+            return None
+        for n, m in enumerate(_WHOLE_WORD.finditer(text), start=1):
+            word = m.group().lower().strip("\"'()[]")
+            if n >= self.cfg.first_phrase_words and word not in LEANING_WORDS and word.isascii():
+                if len(text[: m.end()].strip()) >= self.cfg.first_clause_min_chars:
+                    return m.end()
         return None
 
 

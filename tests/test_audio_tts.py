@@ -37,8 +37,8 @@ def synth():
 def test_pieces_stream_in_order_with_the_first_clause_first(synth):
     chunks = list(synth.synthesize(LONG_FIRST))
     assert [c.text for c in chunks] == [
-        "Sure, I can help you plan the trip,",
-        "and we can start with the flights before we look at hotels.",
+        "Sure, I can help",
+        "you plan the trip, and we can start with the flights before we look at hotels.",
         "Paris is lovely in spring.",
         "Let me know your dates!",
     ]
@@ -158,8 +158,12 @@ def test_piper_silence_is_trimmed_before_a_piece_and_after_a_piece_cut_mid_sente
 # ---------------------------------------------------------------------------------------------- chunker
 
 
-def _stream(chunks: list[str]) -> list[str]:
-    ch = SentenceChunker()
+# The clause rules alone (no first phrase): what the tests of clause and connective cuts look at.
+CLAUSES = ChunkerConfig(first_phrase_words=None)
+
+
+def _stream(chunks: list[str], cfg: ChunkerConfig | None = None) -> list[str]:
+    ch = SentenceChunker(cfg)
     return [p for c in chunks for p in ch.push(c)] + ch.flush()
 
 
@@ -168,8 +172,8 @@ def test_streaming_chunker_matches_whole_text_split():
         "Well, Dr. Smith paid 3.5 dollars for the book, which was a bargain. "
         "It was on sale!\nAnything else? Bye"
     )
-    streamed = _stream(list(text))
-    assert streamed == split_for_speech(text)
+    streamed = _stream(list(text), CLAUSES)
+    assert streamed == split_for_speech(text, CLAUSES)
     assert streamed == [
         "Well, Dr. Smith paid 3.5 dollars for the book,",
         "which was a bargain.",
@@ -200,6 +204,7 @@ def test_any_streaming_of_a_reply_gives_the_whole_text_pieces(data):
     tokens = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
     # Char by char sees every prefix the chunker could decide on; the random tokens also push several at once.
     assert _stream(tokens) == _stream(list(text)) == split_for_speech(text)
+    assert _stream(tokens, CLAUSES) == _stream(list(text), CLAUSES) == split_for_speech(text, CLAUSES)
 
 
 def test_first_piece_ends_before_a_connective_as_soon_as_the_sentence_is_long():
@@ -213,6 +218,25 @@ def test_first_piece_ends_before_a_connective_as_soon_as_the_sentence_is_long():
         ("Nobody", ["when you cross a cat and a dog?"]),
         ("", ["Nobody knows."]),
     ]
+
+
+def test_a_long_first_sentence_gives_its_first_phrase_alone():
+    # No clause break near the start: the first three words, extended past words that lean on the next.
+    assert split_for_speech("The capital of France is Paris.") == ["The capital of France", "is Paris."]
+    assert split_for_speech("You could make an omelette with some cheese.") == [
+        "You could make",
+        "an omelette with some cheese.",
+    ]
+    # A clause break within two words of the phrase is worth waiting for, streamed or whole.
+    text = "I don't have live data, so I can't tell you the weather."
+    assert (
+        _stream(list(text))
+        == split_for_speech(text)
+        == ["I don't have live data,", "so I can't tell you the weather."]
+    )
+    assert split_for_speech("The capital of France is Paris.", CLAUSES) == ["The capital of France is Paris."]
+    with pytest.raises(ValueError, match="first_phrase_words"):
+        ChunkerConfig(first_phrase_words=0)
 
 
 def test_a_short_first_sentence_stays_whole():
@@ -237,14 +261,14 @@ def test_a_short_first_sentence_stays_whole():
 )
 def test_a_connective_inside_a_streaming_word_is_no_cut(text, pieces):
     """Char by char, "...leave so" is already long enough to cut, but "so" is not yet a whole word."""
-    assert _stream(list(text)) == split_for_speech(text) == pieces
+    assert _stream(list(text), CLAUSES) == split_for_speech(text, CLAUSES) == pieces
 
 
 def test_a_connective_needs_two_words_before_it():
-    assert split_for_speech("And then we left the house early today.") == [
+    assert split_for_speech("And then we left the house early today.", CLAUSES) == [
         "And then we left the house early today."
     ]
-    short = ChunkerConfig(first_clause_min_chars=1)
+    short = ChunkerConfig(first_clause_min_chars=1, first_phrase_words=None)
     assert split_for_speech("Okay so we left the house early.", short) == ["Okay so we left the house early."]
     one_word = replace(short, first_clause_min_words=1)
     assert split_for_speech("Okay so we left the house early.", one_word) == [
