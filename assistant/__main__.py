@@ -303,7 +303,7 @@ def cmd_chat(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from assistant.engines import Engines
-    from audio.endpoint import EndpointConfig, Endpointer, transcribe_file
+    from turn_taking.endpoint import EndpointConfig, Endpointer, transcribe_file
 
     engines = Engines.load(_models(args), lm=False, tts=False, judge=False)
     status = 0

@@ -11,10 +11,10 @@ import os
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from audio.endpoint import EAGERNESS, EndpointConfig
-from audio.vad import VadConfig
 from dlm_core.presets import AUTO, check_knob_preset
 from dlm_core.sampler import SamplerConfig
+from turn_taking.endpoint import EAGERNESS, EndpointConfig
+from turn_taking.vad import VadConfig
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -33,7 +33,7 @@ class Engines:
     asr: LockedTranscriber | None = None
     tts: Synthesizer | None = None
     tts_lock: threading.Lock = field(default_factory=threading.Lock)  # piper is not re-entrant
-    judge: Any = None  # assistant.turn_judge.TurnJudge for semantic endpointing; None: silence only
+    judge: Any = None  # turn_taking.judge.TurnJudge for semantic endpointing; None: silence only
 
     @classmethod
     def load(
@@ -57,7 +57,7 @@ class Engines:
             engine = DlmEngine.load(models.model, device=models.device)
         turn_judge = None
         if asr if judge is None else judge:
-            from assistant.turn_judge import TurnJudge
+            from turn_taking.judge import TurnJudge
 
             turn_judge = TurnJudge.load()
         return cls(

@@ -75,7 +75,7 @@ class ResponseDone(SystemFrame):
     modalities: tuple[str, ...]
     reason: str | None = None  # why it was cancelled / failed
     audio_ms: float = 0.0  # reply audio produced
-    metrics: dict = field(default_factory=dict)  # latency_ms of this turn (see metrics.TurnClock)
+    metrics: dict = field(default_factory=dict)  # latency_ms of this turn (see metrics.LatencyClock)
     calls: list = field(default_factory=list)  # the function_call items the response made, in order
     message_index: int | None = None  # the message item's output index; None: the reply said nothing
     metadata: dict | None = None

@@ -1,7 +1,7 @@
 """The input side of a session: the user's audio, resampled to 16 kHz, to endpointing events.
 
 With turns ended by the server (`configure(EndpointConfig)`: server_vad or semantic_vad) audio goes
-through one queue to an `audio.endpoint.Endpointer` (VAD + speculative Whisper + the end-of-turn judge),
+through one queue to an `turn_taking.endpoint.Endpointer` (VAD + speculative Whisper + the end-of-turn judge),
 which is not thread-safe: audio, flushes and resets reach it in order. Its events (speech started,
 turn likely, speech resumed, speech stopped, transcribed turns) go to the session's `on_event`. Without
 it (manual turns) the audio is buffered until the client commits or clears it.
@@ -23,7 +23,7 @@ import numpy as np
 
 from assistant.bridge import blocking
 from audio import pcm
-from audio.endpoint import EndpointConfig, Endpointer, EndpointError, Turn
+from turn_taking.endpoint import EndpointConfig, Endpointer, EndpointError, TurnTranscript
 
 AUDIO_QUEUE_CHUNKS = 256  # input chunks waiting for the VAD (a client may send faster than real time)
 ARRIVALS_KEPT = 2048  # input chunk arrival times kept to map stream positions to wall time
@@ -31,7 +31,7 @@ MAX_MANUAL_MINUTES = 10  # manual mode keeps at most this much uncommitted audio
 MAX_MANUAL_SAMPLES = MAX_MANUAL_MINUTES * 60 * pcm.SAMPLE_RATE_ASR
 _FEED, _FLUSH, _RESET = "feed", "flush", "reset"  # what the input loop does with a queue entry
 
-OnEvent = Callable[[object], Awaitable[None]]  # audio.endpoint.EndpointEvent
+OnEvent = Callable[[object], Awaitable[None]]  # turn_taking.endpoint.EndpointEvent
 OnError = Callable[[str, str], Awaitable[None]]  # (code, message)
 
 
@@ -39,7 +39,7 @@ class Listener:
     def __init__(self, asr, on_event: OnEvent, on_error: OnError, judge=None):
         self.asr = asr  # a shared, locked Transcriber (engines.LockedTranscriber), or None
         self.judge = (
-            judge  # the end-of-turn judge for semantic endpointing (audio.endpoint.TurnJudge), or None
+            judge  # the end-of-turn judge for semantic endpointing (turn_taking.endpoint.TurnJudge), or None
         )
         self._on_event, self._on_error = on_event, on_error
         self._queue: asyncio.Queue = asyncio.Queue(AUDIO_QUEUE_CHUNKS)
@@ -146,7 +146,7 @@ class Listener:
                 # anything else must not end the session either
                 await self._on_error("input_audio_failed", f"{type(exc).__name__}: {exc}")
                 continue
-            if op == _FLUSH and not any(isinstance(e, Turn) for e in events):
+            if op == _FLUSH and not any(isinstance(e, TurnTranscript) for e in events):
                 await self._on_error("input_audio_buffer_commit_empty", "no speech in the input audio buffer")
             if ep is self._ep:  # not reconfigured meanwhile
                 for ev in events:

@@ -20,7 +20,7 @@ STAGES = (
 
 
 @dataclass
-class TurnClock:
+class LatencyClock:
     """perf_counter marks of one turn. Durations in ms; voice_to_voice is end of user speech (the VAD's
     speech end, mapped to the wall time that audio arrived) to the first reply audio sent."""
 

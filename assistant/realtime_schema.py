@@ -22,8 +22,8 @@ from assistant.realtime_errors import ProtocolError, check_keys
 from assistant.realtime_tools import parse_function_output, parse_tool_choice, parse_tools
 from assistant.tools.builtin import BUILTIN_TOOLS
 from audio import pcm
-from audio.endpoint import EAGERNESS
-from audio.vad import VadConfig
+from turn_taking.endpoint import EAGERNESS
+from turn_taking.vad import VadConfig
 
 AUDIO_FORMAT = {"type": "audio/pcm", "rate": pcm.SAMPLE_RATE_API}  # int16 LE mono, base64 in JSON
 AUDIO_FORMAT_NAMES = ("audio/pcm", "pcm16")

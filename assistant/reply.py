@@ -26,8 +26,8 @@ from assistant import frames as F
 from assistant.bridge import END, ThreadIter
 from assistant.config import SessionConfig
 from assistant.engines import Engines
-from assistant.metrics import TurnClock
-from assistant.turns import SpokenReply, Turns
+from assistant.metrics import LatencyClock
+from assistant.turns import SpokenReply, TurnIds
 from audio import pcm
 from audio.chime import chime
 from audio.tts import SentenceChunker
@@ -44,7 +44,7 @@ class Reply:
     response_id: str
     item_id: str
     turn_id: int
-    clock: TurnClock
+    clock: LatencyClock
     modalities: tuple[str, ...]
     cfg: SessionConfig  # the session's settings with this response's overrides
     spoken: SpokenReply = field(default_factory=SpokenReply)
@@ -79,7 +79,7 @@ class Reply:
 
 class ReplyStream:
     def __init__(
-        self, reply: Reply, engines: Engines, emit: Callable[[F.Frame], Awaitable[None]], turns: Turns
+        self, reply: Reply, engines: Engines, emit: Callable[[F.Frame], Awaitable[None]], turns: TurnIds
     ):
         self.reply, self.engines, self._emit, self.turns = reply, engines, emit, turns
         self.speaks = "audio" in reply.modalities and engines.tts is not None

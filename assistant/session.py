@@ -31,15 +31,15 @@ from assistant.config import SessionConfig
 from assistant.conversation import OUTPUT, Conversation, Item
 from assistant.engines import Engines
 from assistant.listener import Listener
-from assistant.metrics import SPECULATION_COUNTS, TurnClock
+from assistant.metrics import SPECULATION_COUNTS, LatencyClock
 from assistant.reply import Reply, ReplyStream
 from assistant.timer_watch import TimerWatch
 from assistant.tool_turn import ToolTurn
 from assistant.tools.builtin import Toolbox
 from assistant.tools.timers import Timers
-from assistant.turns import Turns, new_id
-from audio.endpoint import Turn, TurnLikely
-from audio.vad import SpeechResumed, SpeechStarted, SpeechStopped
+from assistant.turns import TurnIds, new_id
+from turn_taking.endpoint import TurnLikely, TurnTranscript
+from turn_taking.vad import SpeechResumed, SpeechStarted, SpeechStopped
 
 OUT_QUEUE_FRAMES = 512  # frames waiting for the transport
 
@@ -59,7 +59,7 @@ class Session:
         self.cfg = cfg or SessionConfig()
         self.id = session_id or new_id("sess")
         self.on_turn = on_turn  # called with each finished turn's metrics (the server's /metrics)
-        self.turns = Turns()
+        self.turns = TurnIds()
         self.conversation = Conversation()
         self.reply: Reply | None = None
         self._out: asyncio.Queue[F.Frame] = asyncio.Queue(OUT_QUEUE_FRAMES)
@@ -70,7 +70,7 @@ class Session:
         # Counts of held replies: started, used, discarded, and the work the discarded ones wasted (a
         # server passes one dict for all its sessions).
         self.speculation = speculation if speculation is not None else dict.fromkeys(SPECULATION_COUNTS, 0)
-        self._clock: TurnClock | None = None  # the turn being heard, until its reply starts
+        self._clock: LatencyClock | None = None  # the turn being heard, until its reply starts
         self.toolbox = Toolbox(Timers())  # built-in tools; their timers belong to this conversation
         self.timer_watch = TimerWatch(  # a timer that goes off gets a reply once no reply is running
             self.toolbox.timers,
@@ -123,7 +123,7 @@ class Session:
         if audio.size == 0:
             await self.error("input_audio_buffer_commit_empty", "the input audio buffer is empty")
             return
-        clock = TurnClock(speech_end=time.perf_counter())
+        clock = LatencyClock(speech_end=time.perf_counter())
         clock.stop_decided = clock.speech_end
         item = new_id("item")
         await self.emit(F.AudioCommitted(self.turns.current, item, self.conversation.last_id()))
@@ -166,11 +166,11 @@ class Session:
             await self._discard_speculative()  # the user went on: the held reply answered half a turn
         elif isinstance(ev, SpeechStopped):
             await self._speech_stopped(ev)
-        elif isinstance(ev, Turn):
+        elif isinstance(ev, TurnTranscript):
             await self._turn(ev)
 
-    async def _turn(self, ev: Turn) -> None:
-        clock = self._clock or TurnClock()
+    async def _turn(self, ev: TurnTranscript) -> None:
+        clock = self._clock or LatencyClock()
         clock.transcript, clock.turn_judge_ms = time.perf_counter(), ev.judge_ms
         clock.p_complete = ev.p_complete
         item, self._user_item, self._clock = self._user_item or new_id("item"), None, None
@@ -197,11 +197,11 @@ class Session:
         item = self._user_item = self._user_item or new_id("item")
         # The VAD decided at stream position confirmed_ms; feed() returns later, once Whisper is done.
         wall = self._listener.wall_at
-        self._clock = TurnClock(speech_end=wall(ev.audio_end_ms), stop_decided=wall(ev.confirmed_ms))
+        self._clock = LatencyClock(speech_end=wall(ev.audio_end_ms), stop_decided=wall(ev.confirmed_ms))
         await self.emit(F.UserSpeechStopped(self.turns.current, item, ev.audio_end_ms))
         await self.emit(F.AudioCommitted(self.turns.current, item, self.conversation.last_id()))
 
-    async def _user_said(self, item: str, text: str, clock: TurnClock, auto_reply: bool) -> None:
+    async def _user_said(self, item: str, text: str, clock: LatencyClock, auto_reply: bool) -> None:
         text = text.strip()
         await self.emit(F.UserTranscript(self.turns.current, item, text))
         self.conversation.add(Item(item, "user", text))
@@ -211,7 +211,7 @@ class Session:
     # -- replies ---------------------------------------------------------------------------------------
     async def create_response(
         self,
-        clock: TurnClock | None = None,
+        clock: LatencyClock | None = None,
         modalities: tuple[str, ...] | None = None,
         overrides: dict | None = None,
     ) -> Reply | None:
@@ -220,7 +220,7 @@ class Session:
             await self.error("conversation_already_has_active_response", "a response is already in progress")
             return None
         await self._discard_speculative()
-        clock = clock or self._clock or TurnClock()
+        clock = clock or self._clock or LatencyClock()
         self._clock = None
         cfg = self.cfg.replace(**(overrides or {}))
         reply = self._start_reply(clock, modalities or cfg.output_modalities, cfg)
@@ -230,7 +230,7 @@ class Session:
         return reply
 
     def _start_reply(
-        self, clock: TurnClock, modalities, cfg: SessionConfig, user_text: str = "", **extra
+        self, clock: LatencyClock, modalities, cfg: SessionConfig, user_text: str = "", **extra
     ) -> Reply:
         """A new reply task under a new turn id. `user_text`: the speculative transcript a held reply
         answers (not in the conversation yet); empty for a reply to the conversation as it is. `extra`:
@@ -264,11 +264,11 @@ class Session:
             or self._speculative is not None
         ):
             return
-        clock = TurnClock(speech_end=self._listener.wall_at(ev.audio_end_ms))
+        clock = LatencyClock(speech_end=self._listener.wall_at(ev.audio_end_ms))
         self._speculative = self._start_reply(clock, self.cfg.output_modalities, self.cfg, user_text=text)
         self.speculation["started"] += 1
 
-    async def _release(self, reply: Reply, heard: TurnClock) -> None:
+    async def _release(self, reply: Reply, heard: LatencyClock) -> None:
         """The turn ended as the held reply assumed: it becomes the reply, and what it held goes out."""
         reply.clock.speech_end = heard.speech_end
         reply.clock.stop_decided, reply.clock.transcript = heard.stop_decided, heard.transcript
@@ -381,7 +381,7 @@ class Session:
 
     async def _speak_up(self, extra: dict) -> None:
         """A reply nobody asked for (a timer went off; `extra`: its Reply fields), started at once."""
-        reply = self._start_reply(TurnClock(), self.cfg.output_modalities, self.cfg, **extra)
+        reply = self._start_reply(LatencyClock(), self.cfg.output_modalities, self.cfg, **extra)
         self.reply = reply
         reply.released.set()
         await self.emit(

@@ -21,7 +21,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
-class Turns:
+class TurnIds:
     """The current turn of one session."""
 
     def __init__(self):

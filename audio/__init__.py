@@ -1,2 +1,2 @@
-"""The assistant's ears and mouth: PCM helpers, Silero VAD, faster-whisper ASR with endpointing, piper TTS
-and sound devices. Submodules import their engines lazily, so `import audio` stays cheap."""
+"""The assistant's ears and mouth: PCM helpers, faster-whisper ASR, piper TTS and sound devices (turn-taking
+lives in `turn_taking`). Submodules import their engines lazily, so `import audio` stays cheap."""

@@ -4,7 +4,7 @@
     asr.transcribe(x_16k)                     # -> Transcript(text, ms)
 
 A spoken request runs the encoder on a short window (`AsrConfig.short_window_s`): ~0.11 s for tiny.en on
-one core of this project's 2-core CPU; `audio.endpoint` hides that behind the user's pause (speculative
+one core of this project's 2-core CPU; `turn_taking.endpoint` hides that behind the user's pause (speculative
 transcription).
 """
 

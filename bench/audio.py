@@ -30,7 +30,6 @@ import time
 import numpy as np
 
 from audio import pcm
-from audio.endpoint import EndpointConfig, Endpointer, Turn, transcribe_file
 from testkit.speech import (
     MORE_UTTERANCES,
     UTTERANCES,
@@ -40,6 +39,7 @@ from testkit.speech import (
     make_conversation_wav,
     make_speech,
 )
+from turn_taking.endpoint import EndpointConfig, Endpointer, TurnTranscript, transcribe_file
 
 GAP_S = 0.8  # silence between sentences in the conversation WAV
 LIVE_CHUNK_MS = 20  # real-time feeding step for the live run
@@ -117,7 +117,7 @@ def bench_live(asr, utts: list[str]) -> dict:
                 for i in range(0, len(x), step):
                     time.sleep(max(0.0, t0 + i / 16000 - time.perf_counter()))
                     for e in ep.feed(x[i : i + step]):
-                        if isinstance(e, Turn):
+                        if isinstance(e, TurnTranscript):
                             waits.append(e.wait_ms)
                             asr_ms.append(e.asr_ms)
         out[name] = {"wait_ms": mean(waits), "asr_ms": mean(asr_ms), "turns": len(waits)}

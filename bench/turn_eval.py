@@ -12,10 +12,10 @@ Every clip is transcribed by the bundled Whisper, so the text judge sees real AS
 Sentences (not clips) are split into train and held-out; the calibrated combinations are fitted on
 train and reported on held-out: precision and recall of "complete" at the threshold chosen on train,
 for audio only (Smart Turn v3), the words (the AR twin's p_end_words; the counted sentence ends of
-dlm_core.sentence_ends, with this set's sentences taken out of the counts; both), Whisper's
+turn_taking.sentence_ends, with this set's sentences taken out of the counts; both), Whisper's
 probability of the last word it wrote, and the combinations the judge ships. Then
-the server's own judge (assistant.turn_judge, as shipped) and semantic_vad's bands (eagerness auto)
-on the held-out clips, and on its short turns alone (testkit.turn_sentences.SHORT_TURNS): precision
+the server's own judge (turn_taking.judge, as shipped) and semantic_vad's bands (eagerness auto)
+on the held-out clips, and on its short turns alone (training.turn_sentences.SHORT_TURNS): precision
 and recall of the fast band, how long finished turns wait, and the share of unfinished ones a pause
 of each length would end (a cut-off). Transcripts and audio scores are cached under testkit's cache
 dir. Prints a table, then ONE final JSON line.
@@ -37,7 +37,7 @@ import numpy as np
 
 from audio import pcm
 from testkit import speech
-from testkit.turn_sentences import SENTENCES, SHORT_TURNS
+from training.turn_sentences import SENTENCES, SHORT_TURNS
 
 CACHE_VERSION = "3"  # 3: Whisper's probability of the last word joined the transcript
 RATE = pcm.SAMPLE_RATE_ASR
@@ -75,8 +75,8 @@ class Clip:
     text: str  # what was spoken
     transcript: str
     p_audio: float
-    p_text: float = 0.0  # TextTurnEnd.p_end_words(transcript)
-    p_text_raw: float = 0.0  # TextTurnEnd.p_end(transcript), for comparison
+    p_text: float = 0.0  # TwinTurnEnd.p_end_words(transcript)
+    p_text_raw: float = 0.0  # TwinTurnEnd.p_end(transcript), for comparison
     p_counts: float = 0.0  # SentenceEnds.p_end(transcript)
     p_asr: float | None = None  # Whisper's probability of the transcript's last word (Transcript.last_word_p)
 
@@ -230,11 +230,11 @@ SIGNALS = {  # name -> the clip's features fed to the logistic combination
     "text": lambda c: [c.p_text],
     "text_raw": lambda c: [c.p_text_raw],
     "counts": lambda c: [c.p_counts],
-    "words": lambda c: [c.p_text, c.p_counts],  # turn_judge.WORDS_ONLY
+    "words": lambda c: [c.p_text, c.p_counts],  # judge.WORDS_ONLY
     "audio+text": lambda c: [c.p_audio, c.p_text],  # the judge before the counted sentence ends
-    "combined": lambda c: [c.p_audio, c.p_text, c.p_counts],  # turn_judge.ALL
-    "words+asr": lambda c: [c.p_text, c.p_counts, _asr(c)],  # turn_judge.WORDS_ASR
-    "all4": lambda c: [c.p_audio, c.p_text, c.p_counts, _asr(c)],  # turn_judge.ALL_ASR
+    "combined": lambda c: [c.p_audio, c.p_text, c.p_counts],  # judge.ALL
+    "words+asr": lambda c: [c.p_text, c.p_counts, _asr(c)],  # judge.WORDS_ASR
+    "all4": lambda c: [c.p_audio, c.p_text, c.p_counts, _asr(c)],  # judge.ALL_ASR
 }
 
 
@@ -269,8 +269,8 @@ def evaluate(train: list[Clip], held: list[Clip]) -> dict:
 def band_report(clips: list[Clip]) -> dict:
     """The shipped judge and semantic_vad's bands (eagerness auto) on these clips: finished turns' silence
     wait, and the share of unfinished ones each mid-sentence pause length would cut off."""
-    from assistant.turn_judge import Words, combine
-    from audio.endpoint import EAGERNESS
+    from turn_taking.endpoint import EAGERNESS
+    from turn_taking.judge import Words, combine
 
     cfg = EAGERNESS["auto"]
     verdicts = [combine(c.p_audio, Words(c.p_text, c.p_counts, c.p_asr)) for c in clips]
@@ -355,12 +355,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from audio.smart_turn import SmartTurn
-    from dlm_core.sentence_ends import SentenceEnds, key
-    from dlm_core.turn_end import TextTurnEnd
+    from turn_taking.sentence_ends import SentenceEnds, key
+    from turn_taking.smart_turn import SmartTurn
+    from turn_taking.twin import TwinTurnEnd
 
     torch.set_num_threads(1)  # as the judge runs beside ASR and the LM on a small CPU
-    asr, turn, judge = speech.load_transcriber(), SmartTurn.load(), TextTurnEnd.load()
+    asr, turn, judge = speech.load_transcriber(), SmartTurn.load(), TwinTurnEnd.load()
     n = QUICK_SENTENCES if args.quick else len(SENTENCES)
     voices = VOICES[:: len(VOICES) // QUICK_VOICES] if args.quick else VOICES
     ends = SentenceEnds.load(evaluation=True)  # without these sentences, as if never seen

@@ -43,9 +43,9 @@ import urllib.request
 import numpy as np
 
 from audio import pcm
-from audio.endpoint import EAGERNESS
 from audio.tts import Synthesizer
 from dlm_core.presets import PRESET_NAMES
+from turn_taking.endpoint import EAGERNESS
 
 QUESTIONS = [
     "Hello, how are you today?",

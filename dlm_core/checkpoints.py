@@ -25,6 +25,7 @@ from dlm_core.model import ModelConfig, Transformer, rope_tables
 from dlm_core.tokenizer import DlmTokenizer
 
 BUNDLED_MODEL = Path(__file__).resolve().parent / "weights" / "default"
+BUNDLED_TWIN = BUNDLED_MODEL.parent / "twin"  # its autoregressive twin (the turn judge reads it too)
 MODEL_ENV = "DLM_MODEL"
 OUR_MODEL_TYPE = "dlm_voice"
 # RoPE tables are precomputed for max_seq_len positions; Qwen configs advertise 32k-131k, far more

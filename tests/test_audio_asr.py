@@ -9,8 +9,6 @@ import pytest
 
 from audio import pcm
 from audio.asr import AsrConfig, Transcriber, resolve_asr_model
-from audio.endpoint import EndpointConfig, Endpointer, Turn, transcribe_file
-from audio.vad import SpeechStarted, SpeechStopped, VadConfig
 from testkit.speech import (
     UTTERANCES,
     corpus_wer,
@@ -21,6 +19,8 @@ from testkit.speech import (
     speech_samples,
     word_error_rate,
 )
+from turn_taking.endpoint import EndpointConfig, Endpointer, TurnTranscript, transcribe_file
+from turn_taking.vad import SpeechStarted, SpeechStopped, VadConfig
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def test_speculative_result_is_reused_when_no_more_speech(asr):
         events = ep.feed(conv.samples) + ep.flush()
         stats = dict(ep.stats)
     kinds = [type(e) for e in events]
-    assert kinds == [SpeechStarted, SpeechStopped, Turn] * 2
-    turns = [e for e in events if isinstance(e, Turn)]
+    assert kinds == [SpeechStarted, SpeechStopped, TurnTranscript] * 2
+    turns = [e for e in events if isinstance(e, TurnTranscript)]
     assert all(t.speculative for t in turns) and stats["reused"] == 2
     assert stats["discarded"] == 0  # dips between words do not start (and waste) a transcription
     assert [normalize_text(t.text) for t in turns] == [
@@ -107,7 +107,7 @@ def test_speculative_result_is_reused_when_no_more_speech(asr):
 def test_speech_after_a_short_pause_discards_the_speculation(asr):
     conv = make_conversation_wav([0.4, "Turn off the lights", 0.35, "in the living room.", 0.9])
     with Endpointer(EndpointConfig(), asr) as ep:
-        turns = [e for e in ep.feed(conv.samples) + ep.flush() if isinstance(e, Turn)]
+        turns = [e for e in ep.feed(conv.samples) + ep.flush() if isinstance(e, TurnTranscript)]
         stats = dict(ep.stats)
     assert len(turns) == 1 and stats["discarded"] >= 1
     assert normalize_text(turns[0].text) == normalize_text("Turn off the lights in the living room.")

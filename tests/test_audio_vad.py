@@ -7,8 +7,9 @@ import pytest
 
 from audio import pcm
 from audio.asr import Transcript
-from audio.endpoint import EndpointConfig, Endpointer, Turn
-from audio.vad import (
+from testkit.speech import UTTERANCES, make_conversation_wav
+from turn_taking.endpoint import EndpointConfig, Endpointer, TurnTranscript
+from turn_taking.vad import (
     DEFAULT_MAX_TURN_MS,
     FRAME_MS,
     FRAME_SAMPLES,
@@ -21,7 +22,6 @@ from audio.vad import (
     VadConfig,
     silero_path,
 )
-from testkit.speech import UTTERANCES, make_conversation_wav
 
 BOUNDARY_TOLERANCE_MS = 100
 
@@ -242,7 +242,7 @@ def test_the_endpointer_turns_each_capped_stretch_into_a_transcribed_turn():
     cfg = EndpointConfig(vad=VadConfig(max_turn_ms=2_000))
     chunk = np.full(pcm.ms_to_samples(100, pcm.SAMPLE_RATE_ASR), 0.1, np.float32)
     with Endpointer(cfg, CountingAsr(), vad_model=AlwaysSpeech()) as ep:
-        turns = [ev for _ in range(100) for ev in ep.feed(chunk) if isinstance(ev, Turn)]  # 10 s
+        turns = [ev for _ in range(100) for ev in ep.feed(chunk) if isinstance(ev, TurnTranscript)]  # 10 s
     assert len(turns) == 4, turns
     for t in turns:
         assert t.end_ms - t.start_ms == pytest.approx(2_000, abs=FRAME_MS)

@@ -267,7 +267,7 @@ async def test_a_failing_transcription_is_an_error_and_the_next_turn_works(engin
 
 
 async def test_a_failing_vad_is_an_error_and_the_next_turn_works(engines, monkeypatch):
-    from audio.vad import SileroModel
+    from turn_taking.vad import SileroModel
 
     hit, other = Session(engines, session_config()), Session(engines, session_config())
     target = hit._listener._ep.vad.model  # only the hit session's VAD fails

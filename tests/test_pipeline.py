@@ -12,7 +12,7 @@ from assistant.config import SessionConfig
 from assistant.conversation import Item
 from assistant.realtime_schema import ProtocolError, apply_session_update
 from assistant.session import Session
-from assistant.turns import SpokenReply, Turns
+from assistant.turns import SpokenReply, TurnIds
 from audio import pcm
 from testkit.speech import normalize_text, word_error_rate
 from tests.conftest import VOICE_PAIRS, session_config, weaker_check
@@ -134,7 +134,7 @@ def test_spoken_reply_text_until():
 
 
 def test_turns_make_old_data_frames_stale():
-    t = Turns()
+    t = TurnIds()
     old = F.TextDelta(t.current, "resp_1", "item_1", "hi")
     sys_frame = F.ResponseDone(t.current, "resp_1", "item_1", "cancelled", "", ("audio",))
     t.advance()

@@ -31,8 +31,8 @@ from assistant.realtime_schema import (
     parse_truncate,
     session_object,
 )
-from audio.vad import VadConfig
 from dlm_core.presets import PRESET_NAMES
+from turn_taking.vad import VadConfig
 
 HUGE = 10**400  # json.loads reads any integer; this one is beyond every float
 NOT_FINITE = [math.nan, math.inf, -math.inf, HUGE]

@@ -10,21 +10,22 @@ import pytest
 
 from assistant import frames as F
 from assistant.session import Session
-from assistant.turn_judge import TurnJudge
-from audio import endpoint, pcm
-from audio.endpoint import (
+from audio import pcm
+from testkit.speech import speech_samples
+from tests.conftest import VOICE_PAIRS, session_config
+from turn_taking import endpoint
+from turn_taking.endpoint import (
     EAGERNESS,
     JUDGED_SILENCE_MS,
     EndpointConfig,
     Endpointer,
     EndpointError,
     SemanticConfig,
-    Turn,
     TurnLikely,
+    TurnTranscript,
 )
-from audio.vad import SpeechStopped, VadConfig
-from testkit.speech import speech_samples
-from tests.conftest import VOICE_PAIRS, session_config
+from turn_taking.judge import TurnJudge
+from turn_taking.vad import SpeechStopped, VadConfig
 
 # Piper's fixed rendition (the same audio on every machine): a random one can hold a dip between words
 # long enough to start a speculative transcription (VadConfig.pause_ms), which these tests do not expect.
@@ -74,7 +75,7 @@ def test_a_finished_request_ends_after_a_short_silence(asr, judge):
     waited = stop_after_speech_ms(events)
     assert waited < SEMANTIC.max_wait_ms / 2, events  # ended on the judge's word, not the long wait
     assert any(isinstance(e, TurnLikely) for e in events)
-    turn = next(e for e in events if isinstance(e, Turn))
+    turn = next(e for e in events if isinstance(e, TurnTranscript))
     assert turn.p_complete >= SEMANTIC.threshold and turn.speculative
 
 
@@ -87,7 +88,7 @@ def test_an_unfinished_request_waits_for_the_long_silence(asr, judge):
     # A reply is prepared only shortly before the long wait runs out, not at every mid-sentence pause.
     (likely,) = [e for e in events if isinstance(e, TurnLikely)]
     assert likely.silence_ms >= SEMANTIC.max_wait_ms - EndpointConfig().prepare_reply_ms
-    assert next(e for e in events if isinstance(e, Turn)).p_complete < SEMANTIC.threshold
+    assert next(e for e in events if isinstance(e, TurnTranscript)).p_complete < SEMANTIC.threshold
 
 
 class FixedJudge:
@@ -156,7 +157,7 @@ def test_the_judge_hears_the_same_silence_however_soon_the_pause_fires(asr):
     x += np.random.default_rng(0).normal(0.0, 0.003, len(x)).astype(np.float32)  # a room's noise floor
     with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
         events = run(ep, x)
-    turn = next(e for e in events if isinstance(e, Turn))
+    turn = next(e for e in events if isinstance(e, TurnTranscript))
     heard = judge.heard[-1]  # the last pause's, which ended the turn
     added = pcm.ms_to_samples(JUDGED_SILENCE_MS - pause_ms, pcm.SAMPLE_RATE_ASR)
     paused = pcm.ms_to_samples(pause_ms, pcm.SAMPLE_RATE_ASR)
@@ -169,7 +170,7 @@ def test_the_judge_hears_the_same_silence_however_soon_the_pause_fires(asr):
 
 
 def test_whispers_doubt_about_the_last_word_lowers_the_verdict():
-    from assistant.turn_judge import ALL, WORDS_ONLY, Words, combine
+    from turn_taking.judge import ALL, WORDS_ONLY, Words, combine
 
     # Without Whisper's word probability (its long path gives none), the fits made without it.
     plain = Words(p_twin=0.6, p_counts=0.6)
@@ -234,7 +235,7 @@ def test_a_failing_judge_is_reported_once_and_the_silence_rule_ends_the_turn(asr
     assert broken.failed >= 1 and len(errors) == broken.failed  # each failure reported once
     assert all(e.code == "turn_detection_failed" and "broke" in e.message for e in errors)
     assert stop_after_speech_ms(events) >= SEMANTIC.max_wait_ms  # no verdict: the long silence decides
-    turn = next(e for e in events if isinstance(e, Turn))
+    turn = next(e for e in events if isinstance(e, TurnTranscript))
     assert turn.text.strip() and turn.speculative  # the speculative transcript itself was fine and kept
 
 
@@ -247,7 +248,7 @@ def test_a_failing_speculative_transcription_is_reported_and_the_turn_transcribe
         broken.when = lambda: ep.vad.state != ep.vad.QUIET
         events = run(ep, np.concatenate([silence(300), speech_samples(FINISHED, voice=FIXED), silence(3000)]))
     errors = [e for e in events if isinstance(e, EndpointError)]
-    turns = [e for e in events if isinstance(e, Turn)]
+    turns = [e for e in events if isinstance(e, TurnTranscript)]
     assert broken.failed >= 1 and len(turns) == 1, events
     assert turns[0].text.strip() and not turns[0].speculative  # transcribed again at the end of the turn
     assert len(errors) == broken.failed, errors  # each failure reported once
@@ -272,7 +273,7 @@ def test_a_turn_whose_transcription_fails_is_an_error_not_an_exception():
     errors = [e for e in events if isinstance(e, EndpointError)]
     assert [e.code for e in errors] == ["transcription_failed"] * deaf.calls
     assert "whisper broke" in errors[0].message
-    assert not any(isinstance(e, Turn) for e in events)
+    assert not any(isinstance(e, TurnTranscript) for e in events)
     assert sum(isinstance(e, SpeechStopped) for e in events) == 1  # the VAD's events still came
 
 

@@ -10,14 +10,16 @@ import os
 import numpy as np
 import pytest
 
-from audio import smart_turn
-from audio.smart_turn import SmartTurn, last_window, log_mel
-from dlm_core.sentence_ends import FORMAT, SentenceEnds, contexts, key
-from dlm_core.turn_end import TextTurnEnd, strip_final_punctuation
-from testkit.turn_sentences import SENTENCES
+from training.turn_sentences import SENTENCES
+from turn_taking import sentence_ends as build
+from turn_taking import smart_turn
+from turn_taking.sentence_ends import FORMAT, SentenceEnds, contexts, key
+from turn_taking.smart_turn import SmartTurn, last_window, log_mel
+from turn_taking.twin import TwinTurnEnd, strip_final_punctuation
 
 FINISHED = "Please set a timer for ten minutes."
 BROKEN_OFF = "I want to go to the"
+EVALUATION = [s for s, _ in SENTENCES]  # the end-of-turn evaluation set, as training.sentence_ends counts it
 
 
 def require_smart_turn() -> None:
@@ -33,7 +35,7 @@ def require_smart_turn() -> None:
 
 @pytest.fixture(scope="module")
 def judge():
-    return TextTurnEnd.load()
+    return TwinTurnEnd.load()
 
 
 def test_a_broken_off_phrase_scores_far_below_a_finished_request(judge):
@@ -62,7 +64,7 @@ def test_a_model_without_shifted_logits_is_refused():
     from dlm_core.checkpoints import BUNDLED_MODEL
 
     with pytest.raises(ValueError, match="logits_shift"):
-        TextTurnEnd.load(str(BUNDLED_MODEL))  # the bidirectional diffusion model
+        TwinTurnEnd.load(str(BUNDLED_MODEL))  # the bidirectional diffusion model
 
 
 def test_counted_sentence_ends_know_that_a_preposition_or_article_does_not_end_a_request():
@@ -81,14 +83,12 @@ def test_counted_sentence_ends_know_that_a_preposition_or_article_does_not_end_a
 
 
 def test_the_sentence_end_table_is_counted_and_backed_off_as_documented(tmp_path):
-    from training import sentence_ends as build  # the counting code (its corpora are read by main() only)
-
     texts = [
         ("Set a timer. Stop the timer now.", 2),
         ("Stop it.", 1),
         ("What is the capital of Australia?", 5),  # a sentence of bench.turn_eval's labelled set
     ]
-    c = build.count(texts)
+    c = build.count(texts, EVALUATION)
     assert contexts(["the", "timer"], 3) == ["timer", "the timer", "<s> the timer"]
     assert (c.ends["timer"], c.seen["timer"]) == (2, 4)  # ends "Set a timer.", not "Stop the timer now."
     assert (c.ends["<s> stop"], c.seen["<s> stop"]) == (0, 3)
@@ -109,7 +109,7 @@ def test_the_sentence_end_table_is_counted_and_backed_off_as_documented(tmp_path
     assert model.p_end("the capital of Australia") > 0.5
 
     # The evaluation view is the table counted without the evaluation sentences.
-    without = build.table(build.count(texts[:2]), min_count=2)
+    without = build.table(build.count(texts[:2], EVALUATION), min_count=2)
     held = SentenceEnds.load(path, evaluation=True)
     assert held.counts == {k: tuple(v) for k, v in without["counts"].items()}
     assert held.prior == pytest.approx(without["prior"]) and held.prior == pytest.approx(5 / 16)
@@ -129,7 +129,7 @@ def test_the_sentence_end_table_is_counted_and_backed_off_as_documented(tmp_path
 
 def test_the_bundled_table_counts_short_turns_and_can_leave_the_evaluation_sentences_out():
     shipped, held = SentenceEnds.load(), SentenceEnds.load(evaluation=True)
-    # Rebuilt since testkit.turn_sentences last changed (python -m training.sentence_ends):
+    # Rebuilt since training.turn_sentences last changed (python -m training.sentence_ends):
     assert held.left_out == {key(s) for s, _ in SENTENCES}
     # "Thanks." is common in our conversations: counted, it ends a sentence often.
     assert shipped.p_end("Thanks.") > 0.2

@@ -7,7 +7,7 @@
             TurnLikely(text, audio_end_ms, p_complete, silence_ms)  # the pause may end it: prepare a reply
             SpeechResumed(at_ms)                            # ... it was not: the user goes on
             SpeechStopped(audio_end_ms, confirmed_ms)       # the turn ended
-            Turn(text, start_ms, end_ms, asr_ms, wait_ms, speculative)  # its transcript, right after
+            TurnTranscript(text, start_ms, end_ms, asr_ms, wait_ms, speculative)  # then its transcript
             EndpointError(code, message)                    # a stage failed (VAD, Whisper, the judge)
     ep.flush()                                # end of stream: closes an open turn
     ep.close()                                # stops the worker threads
@@ -26,10 +26,11 @@ piper's time; one that goes on drops the held reply.
 Ending the turn, two ways:
 - silence only (`semantic=None`, server_vad): the turn ends after silence_duration_ms, whatever was said.
 - semantic (`semantic=SemanticConfig`, semantic_vad): the VAD waits up to max_wait_ms, but as soon as the
-  speculative transcript is in and the judge (`TurnJudge`: the words, and Smart Turn on the audio, run
-  beside Whisper) finds the turn complete, it ends after complete_silence_ms of silence; one it is unsure
-  of ends after unsure_silence_ms (~1 s, longer than most mid-sentence pauses). "I want to go to the ..."
-  waits; "Set a timer for ten minutes." does not. Without a judge, silence only.
+  speculative transcript is in and the judge (`turn_taking.judge.TurnJudge`, or anything with its
+  `p_audio` and `p_complete`: the words, and Smart Turn on the audio, run beside Whisper) finds the turn
+  complete, it ends after complete_silence_ms of silence; one it is unsure of ends after
+  unsure_silence_ms (~1 s, longer than most mid-sentence pauses). "I want to go to the ..." waits; "Set a
+  timer for ten minutes." does not. Without a judge, silence only.
 
 Failures are values: a stage that raises becomes an EndpointError among the other events, reported once,
 and the stream goes on. A failed judge leaves that pause to the silence rule; a failed speculative Whisper
@@ -43,13 +44,16 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio import pcm
 from audio.asr import Transcriber, Transcript
-from audio.vad import SpeechPaused, SpeechResumed, SpeechStarted, SpeechStopped, StreamingVad, VadConfig
+from turn_taking.vad import SpeechPaused, SpeechResumed, SpeechStarted, SpeechStopped, StreamingVad, VadConfig
+
+if TYPE_CHECKING:  # the judge loads torch; the endpointer needs only its two calls
+    from turn_taking.judge import TurnJudge
 
 # The speculative job hears the pause's audio with at least this much silence after the speech, as it
 # did when the pause fired at 160 ms (VadConfig.pause_ms is 96 now): the rest is added as digital
@@ -61,17 +65,6 @@ from audio.vad import SpeechPaused, SpeechResumed, SpeechStarted, SpeechStopped,
 # 160 ms pause's on average, 0.012 with zeros, 50 other renditions) but answered the turns judged
 # finished later in bench.voice_latency (median 515 against 463 ms, 8 turns each).
 JUDGED_SILENCE_MS = 160
-
-
-class TurnJudge(Protocol):
-    """Whether a paused user has finished their turn (assistant.turn_judge implements it)."""
-
-    def p_audio(self, audio_16k: np.ndarray) -> float | None:
-        """The probability from the sound alone, or None without an audio model."""
-
-    def p_complete(self, p_audio: float | None, text: str, p_last_word: float | None = None) -> float:
-        """The probability that the turn is complete, from the sound, the words and Whisper's
-        probability of the last word (each None where missing)."""
 
 
 @dataclass
@@ -164,7 +157,7 @@ class TurnLikely:
 
 
 @dataclass
-class Turn:
+class TurnTranscript:
     """The transcript of one user turn."""
 
     text: str
@@ -191,7 +184,7 @@ VAD_FAILED, TRANSCRIPTION_FAILED, TURN_DETECTION_FAILED = (
     "transcription_failed",
     "turn_detection_failed",
 )
-EndpointEvent = SpeechStarted | TurnLikely | SpeechResumed | SpeechStopped | Turn | EndpointError
+EndpointEvent = SpeechStarted | TurnLikely | SpeechResumed | SpeechStopped | TurnTranscript | EndpointError
 
 
 def _failure(code: str, exc: BaseException) -> EndpointError:
@@ -360,7 +353,7 @@ class Endpointer:
             return self.vad.cfg.silence_duration_ms
         return semantic.silence_needed_ms(p_complete)
 
-    def _finish(self, ev: SpeechStopped) -> Turn | EndpointError | None:
+    def _finish(self, ev: SpeechStopped) -> TurnTranscript | EndpointError | None:
         t0 = time.perf_counter()
         self._likely_sent = False
         if ev.audio_end_ms - self._start_ms < self.cfg.min_turn_ms:
@@ -383,7 +376,7 @@ class Endpointer:
             self.stats["judged"] += 1
             self.stats["judge_ms"] += judged.judge_ms
         tr = judged.transcript
-        return Turn(
+        return TurnTranscript(
             text=tr.text,
             start_ms=self._start_ms,
             end_ms=ev.audio_end_ms,
@@ -414,7 +407,9 @@ def with_judged_silence(audio: np.ndarray, silence_ms: float) -> np.ndarray:
     return np.concatenate([audio, np.zeros(missing, np.float32)])
 
 
-def transcribe_file(path: str | Path, endpointer: Endpointer, chunk_ms: float = 100.0) -> list[Turn]:
+def transcribe_file(
+    path: str | Path, endpointer: Endpointer, chunk_ms: float = 100.0
+) -> list[TurnTranscript]:
     """A WAV file through the live path (resampled to 16 kHz, fed in chunks as fast as possible).
     RuntimeError if a stage failed on the way."""
     x, rate = pcm.read_wav(path)
@@ -428,4 +423,4 @@ def transcribe_file(path: str | Path, endpointer: Endpointer, chunk_ms: float = 
     failed = [e for e in events if isinstance(e, EndpointError)]
     if failed:  # a file has no next turn to wait for: say what failed
         raise RuntimeError(f"{failed[0].code}: {failed[0].message}")
-    return [e for e in events if isinstance(e, Turn)]
+    return [e for e in events if isinstance(e, TurnTranscript)]

@@ -5,9 +5,9 @@ ten minutes." the end-of-turn token is likely, after "I want to go to the" it is
 message with the checkpoint's own chat template, cut it just before that message's end-of-turn token,
 and read the probability of that token from one forward pass (as LiveKit's turn detector does).
 
-    judge = TextTurnEnd.load()                  # the bundled autoregressive twin
-    judge.p_end("Please set a timer for ten minutes.")   # 0.68
-    judge.p_end("I want to go to the")                   # 0.002
+    twin = TwinTurnEnd.load()                   # the bundled autoregressive twin
+    twin.p_end("Please set a timer for ten minutes.")    # 0.68
+    twin.p_end("I want to go to the")                    # 0.002
 
 The raw probability is informative but not calibrated (questions and unpunctuated text score low);
 `p_end_words` scores the words whatever punctuation Whisper guessed, and the turn judge
@@ -17,14 +17,12 @@ calibrates what comes out.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
 
-from dlm_core.checkpoints import load_checkpoint
+from dlm_core.checkpoints import BUNDLED_TWIN, load_checkpoint
 from dlm_core.tokenizer import DlmTokenizer
 
-BUNDLED_TWIN = Path(__file__).resolve().parent / "weights" / "twin"
 # Whisper ends most transcripts with a full stop, also ones the speaker broke off ("I want to go to
 # the."), and the twin trusts a full stop (0.9996 there). So `p_end_words` scores the words without
 # their final punctuation and sums over the marks a finished message may end with. It lowercases them
@@ -43,11 +41,11 @@ def normalise(text: str) -> str:
     return strip_final_punctuation(text).lower()
 
 
-class TextTurnEnd:
+class TwinTurnEnd:
     def __init__(self, model: torch.nn.Module, tokenizer: DlmTokenizer, device: str | torch.device = "cpu"):
         if not model.cfg.logits_shift:
             raise ValueError(
-                "TextTurnEnd needs a causal model whose output at position i predicts token i+1 "
+                "TwinTurnEnd needs a causal model whose output at position i predicts token i+1 "
                 "(logits_shift), such as the bundled twin at dlm_core/weights/twin"
             )
         self.model = model
@@ -59,7 +57,7 @@ class TextTurnEnd:
         self.mark_ids = [ids[0] for ids in marks if len(ids) == 1]  # [M]
 
     @classmethod
-    def load(cls, spec: str | None = None, device: str | torch.device = "cpu") -> TextTurnEnd:
+    def load(cls, spec: str | None = None, device: str | torch.device = "cpu") -> TwinTurnEnd:
         """spec: a checkpoint folder or hub id (load_checkpoint's rules); None: the bundled AR twin."""
         loaded = load_checkpoint(str(BUNDLED_TWIN) if spec is None else spec, device=device)
         return cls(loaded.model, loaded.tokenizer, device)

@@ -1,10 +1,10 @@
-"""Is the user done? The end-of-turn judge of semantic endpointing (audio.endpoint.TurnJudge).
+"""Is the user done? The end-of-turn judge that semantic endpointing (turn_taking.endpoint) asks.
 
 Four signals, each cheap, combined by a logistic fit on labelled speech (`python -m bench.turn_eval`):
-- the sound: Smart Turn v3 on the last 8 s of audio (`audio.smart_turn`, from the pipecat-ai package);
+- the sound: Smart Turn v3 on the last 8 s of audio (`turn_taking.smart_turn`, from the pipecat-ai package);
 - the words, twice, read from the speculative transcript: the bundled autoregressive twin's probability
-  that the user's message ends there (`dlm_core.turn_end`), and how often a sentence ends after its
-  last words in our training conversations (`dlm_core.sentence_ends`, a counted table);
+  that the user's message ends there (`turn_taking.twin`), and how often a sentence ends after its
+  last words in our training conversations (`turn_taking.sentence_ends`, a counted table);
 - Whisper's own probability of the last word it wrote (`audio.asr.Transcript.last_word_p`): a phrase
   broken off ends on a word Whisper is less sure of, or on one it made up to finish the sentence.
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audio.smart_turn import SmartTurn
-from dlm_core.sentence_ends import SentenceEnds
-from dlm_core.turn_end import TextTurnEnd
+from turn_taking.sentence_ends import SentenceEnds
+from turn_taking.smart_turn import SmartTurn
+from turn_taking.twin import TwinTurnEnd
 
 log = logging.getLogger(__name__)
 P_EPS = 1e-6  # probabilities are clipped to [eps, 1 - eps] before their logit
@@ -62,7 +62,7 @@ class Calibration:
 class Words:
     """The signals read from one transcript."""
 
-    p_twin: float  # TextTurnEnd.p_end_words
+    p_twin: float  # TwinTurnEnd.p_end_words
     p_counts: float  # SentenceEnds.p_end
     p_last_word: float | None = None  # audio.asr.Transcript.last_word_p (None: not known)
 
@@ -73,7 +73,7 @@ class Words:
 # (sound and twin without the counts: 0.80 / 0.51), the words alone 0.83 / 0.70, the counts alone
 # 0.83 / 0.54, the twin alone 0.76 / 0.80, the sound alone 0.46 / 0.41 (Smart Turn is weak on
 # synthetic voices). A turn cut off after a preposition or article almost never passes with the counts.
-# Those were the set's first 48 sentences (testkit.turn_sentences.REQUESTS). On the 18 short turns added
+# Those were the set's first 48 sentences (training.turn_sentences.REQUESTS). On the 18 short turns added
 # since (SHORT_TURNS, e.g. "Thank you.", "Can you help me?"), the held-out short ones score 0.93 / 0.39:
 # chat corpora rarely end a message there, so both text signals doubt them. Refitted on all 66
 # sentences the combination reaches 0.88 / 0.65 on held-out, but ends 6% of unfinished turns at a
@@ -113,9 +113,9 @@ def _logit(p: float) -> float:
 class TurnJudge:
     """Shared by every session: each model runs one call at a time."""
 
-    def __init__(self, text: TextTurnEnd, ends: SentenceEnds, audio: SmartTurn | None):
-        self.text, self.ends, self.audio = text, ends, audio
-        self._text_lock, self._audio_lock = threading.Lock(), threading.Lock()
+    def __init__(self, twin: TwinTurnEnd, ends: SentenceEnds, audio: SmartTurn | None):
+        self.twin, self.ends, self.audio = twin, ends, audio
+        self._twin_lock, self._audio_lock = threading.Lock(), threading.Lock()
 
     @classmethod
     def load(cls) -> TurnJudge:
@@ -126,7 +126,7 @@ class TurnJudge:
             audio = SmartTurn.load()
         except FileNotFoundError as e:
             log.warning("end of turn judged from the words alone: %s", e)
-        return cls(TextTurnEnd.load(), SentenceEnds.load(), audio)
+        return cls(TwinTurnEnd.load(), SentenceEnds.load(), audio)
 
     def p_audio(self, audio_16k: np.ndarray) -> float | None:
         if self.audio is None:
@@ -138,8 +138,8 @@ class TurnJudge:
         """The transcript's signals, or None before any words."""
         if not text.strip():
             return None
-        with self._text_lock:
-            p_twin = self.text.p_end_words(text)
+        with self._twin_lock:
+            p_twin = self.twin.p_end_words(text)
         return Words(p_twin, self.ends.p_end(text), p_last_word)
 
     def p_complete(self, p_audio: float | None, text: str, p_last_word: float | None = None) -> float:
