@@ -13,7 +13,7 @@ FINISHED_SHORT are finished short turns, the counterweight: they must still be a
 the way an unfinished turn might ("Call me when you can.").
 
 The split is by wording and fixed here, not drawn: held-out entries share no sentence with the train ones
-or with testkit.turn_sentences (tests/test_utterance_end.py checks it), and training.utterance_end leaves
+or with training.turn_sentences (tests/test_utterance_end.py checks it), and training.utterance_end leaves
 every sentence of both files out of its data, so the model never saw one of them whole.
 """
 
