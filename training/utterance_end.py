@@ -12,11 +12,16 @@ the label at a word sees only the words before it). In FILLER_SHARE of the sente
 "uh", "er") is put before a random word, labelled unfinished (the corpora rarely write them; Whisper
 writes them now and then).
 
-Left out: every sentence whose words are those of an end-of-turn evaluation sentence
-(training.turn_sentences and training.turn_pauses, all of them, train and held-out), so that
-bench.turn_eval measures phrasings the model never saw whole. Those sentences are dropped from their
-turns; the table of turn_taking.sentence_ends counts them and takes them out again for the evaluation
-instead, which a trained model cannot do.
+Two models from one recipe, as the table of turn_taking.sentence_ends is kept twice (counted whole,
+and with the evaluation sentences taken out again):
+  shipped      every sentence (turn_taking/tables/utterance_end);
+  evaluation   `--leave-out-evaluation`: every sentence whose words are those of an end-of-turn
+               evaluation sentence (training.turn_sentences and training.turn_pauses, train and held-out)
+               dropped from its turn, so that bench.turn_eval measures phrasings the model never saw
+               whole (EVALUATION_MODEL, which bench.turn_eval reads).
+Leaving them out of the shipped model teaches it that a frequent short turn never ends a sentence: 28 of
+the set's sentences occur whole in the data ("thanks" 288 times, "okay" 268), and with them dropped
+"Thanks!" scored 0.05 and "Okay." 0.01. config.json lists how often each occurs.
 
 Reproducible from the seed (the row order, the fillers and the initial weights); the weights are
 written in float16 with the tokenizer they were trained with (the bundled model's) and a config.json
@@ -62,6 +67,7 @@ FILLERS = ("um", "uh", "er")
 FILLER_SHARE = 0.05  # sentences that get a filler before one of their words
 HELD_OUT_PERCENT = 2  # turns (by a hash of their text) kept out of training to watch the loss and AUC
 NO_LABEL = -1.0
+EVALUATION_MODEL = Path(__file__).resolve().parent / "weights" / "utterance_end_evaluation"
 
 
 @dataclass
@@ -75,6 +81,7 @@ class Recipe:
     warmup: int = 100
     weight_decay: float = 0.05
     chitchat: bool = True  # the casual chat corpus joins data v2's turns
+    leave_out_evaluation: bool = False  # drop the evaluation sentences (the model bench.turn_eval reads)
     dim: int = 96  # 0.5M parameters: 0.19 s a step of 64 random rows on one thread (128 x 4 layers: 0.52)
     n_layers: int = 3
     n_heads: int = 4
@@ -101,16 +108,19 @@ def chitchat_texts() -> list[tuple[str, int]]:
     return list(out.items())
 
 
-def turn_sentences(text: str, left_out: set[str]) -> tuple[list[list[str]], list[str]]:
-    """A turn's sentences as word lists, those of the evaluation sets dropped; and which were."""
-    out, dropped = [], []
+def turn_sentences(text: str, evaluation: set[str], drop: bool) -> tuple[list[list[str]], list[str]]:
+    """A turn's sentences as word lists (with drop, those of the evaluation sets left out); and which of
+    its sentences are evaluation sentences."""
+    out, found = [], []
     for sentence in SENTENCE_SPLIT.split(text):
         ws = words(sentence)
-        if ws and " ".join(ws) in left_out:
-            dropped.append(" ".join(ws))
-        elif ws:
+        if ws and " ".join(ws) in evaluation:
+            found.append(" ".join(ws))
+            if drop:
+                continue
+        if ws:
             out.append(ws)
-    return out, dropped
+    return out, found
 
 
 def with_filler(ws: list[str], rng: random.Random) -> tuple[list[str], list[float]]:
@@ -162,13 +172,13 @@ def build_rows(recipe: Recipe, word_ids: WordIds) -> tuple[Rows, Rows, dict]:
     """(train, held-out) rows and counts for the card."""
     rng = random.Random(recipe.seed)
     texts = weighted_texts() + (chitchat_texts() if recipe.chitchat else [])
-    left_out = evaluation_keys()
+    evaluation = evaluation_keys()
     split: dict[str, list] = {"train": [], "held": []}
     dropped: Counter = Counter()
     for text, weight in texts:
         if weight <= 0:
             continue
-        sentences, found = turn_sentences(text, left_out)
+        sentences, found = turn_sentences(text, evaluation, recipe.leave_out_evaluation)
         dropped.update(found)
         held = int(hashlib.md5(text.encode()).hexdigest()[:8], 16) % 100 < HELD_OUT_PERCENT
         for ws, labels in rows_of_turn(sentences, rng):
@@ -177,8 +187,8 @@ def build_rows(recipe: Recipe, word_ids: WordIds) -> tuple[Rows, Rows, dict]:
         "turns": len(texts),
         "rows": {k: len(v) for k, v in split.items()},
         "words": {k: sum(len(r[0]) for r in v) for k, v in split.items()},
-        "evaluation_sentences_dropped": sum(dropped.values()),
         "evaluation_sentences_found": dict(sorted(dropped.items())),
+        "evaluation_sentences_dropped": sum(dropped.values()) if recipe.leave_out_evaluation else 0,
     }
     return encode(split["train"], word_ids), encode(split["held"], word_ids), stats
 
@@ -298,7 +308,8 @@ def export(model: EndModel, out: Path, recipe: Recipe, stats: dict, log: list) -
         "recipe": asdict(recipe),
         "data": stats,
         "held_out": best,
-        "made_by": f"python -m training.utterance_end --steps {recipe.steps} --seed {recipe.seed}",
+        "made_by": f"python -m training.utterance_end --steps {recipe.steps} --seed {recipe.seed}"
+        + (" --leave-out-evaluation" if recipe.leave_out_evaluation else ""),
     }
     (out / CONFIG_FILE).write_text(json.dumps(meta, indent=1) + "\n")
 
@@ -309,9 +320,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=Recipe.steps)
     ap.add_argument("--seed", type=int, default=Recipe.seed)
     ap.add_argument("--no-chitchat", action="store_true", help="data v2's turns only")
+    ap.add_argument(
+        "--leave-out-evaluation",
+        action="store_true",
+        help=f"drop the evaluation sentences (the model bench.turn_eval reads; --out {EVALUATION_MODEL})",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    recipe = Recipe(seed=args.seed, steps=args.steps, chitchat=not args.no_chitchat)
+    recipe = Recipe(
+        seed=args.seed,
+        steps=args.steps,
+        chitchat=not args.no_chitchat,
+        leave_out_evaluation=args.leave_out_evaluation,
+    )
     word_ids = WordIds(DlmTokenizer.from_dir(BUNDLED_MODEL))
     train_rows, held, stats = build_rows(recipe, word_ids)
     print(f"data: {stats}", flush=True)
