@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 from assistant.config import REMOTE_FAMILY, RemoteSampling
 from assistant.tool_turn import choice_of_prefix
+from dlm_core.decoding import Committed
 from dlm_core.presets import AUTO
-from dlm_core.sampler import Committed
 from dlm_core.tool_calls import call_text
 
 CONNECT_TIMEOUT_S = 10.0  # reaching the server (and asking /v1/models at start)

@@ -1,9 +1,11 @@
-"""The split deployment on loopback, for the benchmarks: one `lm-server`, N voice gateways (`serve
---lm-url`) and, for N > 1, HAProxy in front of them with the shipped deploy/haproxy.cfg.
+"""The servers the benchmarks run on loopback: one `serve`, and the split deployment (one `lm-server`,
+N voice gateways `serve --lm-url` and, for N > 1, HAProxy in front of them with the shipped
+deploy/haproxy.cfg).
 
+    server = ServerProcess(model, preset, limits).start()   # python -m assistant serve --port 0
     lm = LmServerProcess(model, preset).start()             # .url: http://127.0.0.1:PORT/v1
     dep = Deployment(model, preset, limits, gateways=2).start()
-    dep.port, dep.sessions(), dep.rss_mb(), dep.stop()      # as bench.load.ServerProcess has them
+    dep.port, dep.sessions(), dep.rss_mb(), dep.stop()      # as ServerProcess has them
 
 Every client of a gateway behind the proxy comes from the proxy's address, so the gateways' per-client
 limit is their whole session limit (a deployment limits clients at the proxy).
@@ -11,6 +13,7 @@ limit is their whole session limit (a deployment limits clients at the proxy).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,19 +22,82 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from assistant.config import ServerConfig
-from bench.load import START_TIMEOUT_S, STOP_TIMEOUT_S, ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy.cfg"
+START_TIMEOUT_S = 180.0  # loading the models on a busy machine
+STOP_TIMEOUT_S = 15.0
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`python -m assistant serve --port 0` in a subprocess; its output goes to files (a full pipe blocks)."""
+
+    def __init__(self, model: str | None, preset: str | None, limits: ServerConfig):
+        self.cmd = [sys.executable, "-m", "assistant", "serve", "--port", "0"]
+        self.cmd += ["--model", model] if model else []
+        self.cmd += ["--preset", preset] if preset else []
+        self.cmd += ["--max-sessions", str(limits.max_sessions)]
+        self.cmd += ["--max-sessions-per-client", str(limits.max_sessions_per_client)]
+        self.dir = Path(tempfile.mkdtemp(prefix="bench_load_"))
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    NAME = "serve"
+    SERVING = re.compile(r"serving on http://127\.0\.0\.1:(\d+)/")  # the line that says where it serves
+
+    def start(self) -> ServerProcess:
+        self.port = int(self.launch().group(1))
+        return self
+
+    def launch(self) -> re.Match:
+        """Start the command and wait for its SERVING line (its port is the line's first group)."""
+        out, err = (self.dir / "stdout").open("wb"), (self.dir / "stderr").open("wb")
+        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            found = self.SERVING.search((self.dir / "stdout").read_text())
+            if found:
+                return found
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.NAME} exited: {self.log_tail()}")
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit(f"{self.NAME} did not start within {START_TIMEOUT_S:.0f} s: {self.log_tail()}")
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return (self.dir / "stderr").read_text(errors="replace")[-chars:]
+
+    def rss_mb(self) -> float | None:
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return None
+        found = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else None
+
+    def sessions(self) -> int:
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return int(json.loads(r.read())["sessions"])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT_S)
 
 
 class LmServerProcess(ServerProcess):

@@ -26,16 +26,11 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from websockets.asyncio.client import connect as ws_connect
@@ -43,6 +38,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from assistant.config import ServerConfig
 from bench import load_clients
+from bench.deployment import START_TIMEOUT_S, STOP_TIMEOUT_S, Deployment, ServerProcess
 from bench.load_clients import (
     TURN_TIMEOUT_S,
     Budget,
@@ -63,8 +59,6 @@ QUESTIONS = [  # what the voice clients ask, in turn (small talk the bundled mod
     "Thank you, that was nice.",
 ]
 V2V_GOAL_MS = 1000.0  # the capacity criterion: median voice-to-voice under one second
-START_TIMEOUT_S = 180.0  # loading the models on a busy machine
-STOP_TIMEOUT_S = 15.0
 RSS_EVERY_S = 1.0
 PROGRESS_EVERY_S = 30.0
 SESSIONS_IDLE_TIMEOUT_S = 20.0  # closed sessions leave the server's count within this
@@ -86,67 +80,6 @@ PING = [{"type": "input_text", "text": "Hello, how are you today?"}]
 
 
 # ------------------------------------------------------------------------------------------ the server
-
-
-class ServerProcess:
-    """`python -m assistant serve --port 0` in a subprocess; its output goes to files (a full pipe blocks)."""
-
-    def __init__(self, model: str | None, preset: str | None, limits: ServerConfig):
-        self.cmd = [sys.executable, "-m", "assistant", "serve", "--port", "0"]
-        self.cmd += ["--model", model] if model else []
-        self.cmd += ["--preset", preset] if preset else []
-        self.cmd += ["--max-sessions", str(limits.max_sessions)]
-        self.cmd += ["--max-sessions-per-client", str(limits.max_sessions_per_client)]
-        self.dir = Path(tempfile.mkdtemp(prefix="bench_load_"))
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-
-    NAME = "serve"
-    SERVING = re.compile(r"serving on http://127\.0\.0\.1:(\d+)/")  # the line that says where it serves
-
-    def start(self) -> ServerProcess:
-        self.port = int(self.launch().group(1))
-        return self
-
-    def launch(self) -> re.Match:
-        """Start the command and wait for its SERVING line (its port is the line's first group)."""
-        out, err = (self.dir / "stdout").open("wb"), (self.dir / "stderr").open("wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            found = self.SERVING.search((self.dir / "stdout").read_text())
-            if found:
-                return found
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{self.NAME} exited: {self.log_tail()}")
-            time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"{self.NAME} did not start within {START_TIMEOUT_S:.0f} s: {self.log_tail()}")
-
-    def log_tail(self, chars: int = 2000) -> str:
-        return (self.dir / "stderr").read_text(errors="replace")[-chars:]
-
-    def rss_mb(self) -> float | None:
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        except OSError:
-            return None
-        found = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(found.group(1)) / 1024 if found else None
-
-    def sessions(self) -> int:
-        url = f"http://127.0.0.1:{self.port}/healthz"
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return int(json.loads(r.read())["sessions"])
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT_S)
 
 
 async def wait_idle(server: ServerProcess) -> None:
@@ -566,8 +499,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     clips = question_clips()
     if args.gateways:
-        from bench.deployment import Deployment
-
         server = Deployment(args.model, args.preset, args.limits, args.gateways).start()
     else:
         server = ServerProcess(args.model, args.preset, args.limits).start()

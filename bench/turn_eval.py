@@ -2,22 +2,28 @@
 
     python -m bench.turn_eval [--quick]   # needs pipecat-ai for the Smart Turn file
 
-Each sentence is spoken by several voices (piper's joe at two speaking rates, espeak-ng with four
-voices and rates) three ways, each followed by TRAILING_SILENCE_MS of silence (what the judge has
-heard when it decides):
+Two sets of sentences. training.turn_sentences' are spoken by six voices (piper's joe at two speaking
+rates, espeak-ng with four voices and rates) three ways, each followed by TRAILING_SILENCE_MS of silence
+(what the judge has heard when it decides):
   complete  the whole sentence;
   broken    only its first words, spoken as if that were all ("I want to go to the");
   paused    the whole sentence's audio cut after those words (the speaker pauses mid-sentence).
-Every clip is transcribed by the bundled Whisper, so the text judge sees real ASR output.
-Sentences (not clips) are split into train and held-out; the calibrated combinations are fitted on
-train and reported on held-out: precision and recall of "complete" at the threshold chosen on train,
-for audio only (Smart Turn v3), the words (the AR twin's p_end_words; the counted sentence ends of
-turn_taking.sentence_ends, with this set's sentences taken out of the counts; both), Whisper's
-probability of the last word it wrote, and the combinations the judge ships. Then
-the server's own judge (turn_taking.judge, as shipped) and semantic_vad's bands (eagerness auto)
-on the held-out clips, and on its short turns alone (training.turn_sentences.SHORT_TURNS): precision
-and recall of the fast band, how long finished turns wait, and the share of unfinished ones a pause
-of each length would end (a cut-off). Transcripts and audio scores are cached under testkit's cache
+training.turn_pauses' thinking pauses (after a clause, inside a list, after a word that needs a
+complement, after a filler, after a greeting) are written with a comma at the pause, so the voice keeps
+its unfinished tone there, and spoken complete and paused by PAUSE_VOICES; its finished short turns
+complete. Every clip is transcribed by the bundled Whisper, so the text judges see real ASR output.
+Sentences (not clips) are split into train and held-out (every third of turn_sentences; turn_pauses'
+own split, by wording); the calibrated combinations are fitted on train and reported on held-out: ROC
+AUC, and precision and recall of "complete" at the threshold chosen on train, for audio only (Smart Turn
+v3), the words (the AR twin's p_end_words; the counted sentence ends of turn_taking.sentence_ends, with
+turn_sentences taken out of the counts; the whole-utterance model of turn_taking.utterance_end in the
+weights trained without any of the set's sentences, training.utterance_end.EVALUATION_MODEL), Whisper's
+probability of the last word it wrote, and combinations. Then the end-of-turn judge in semantic_vad's
+bands (eagerness auto) on the held-out clips, as it was before issue 29 (without the utterance model,
+the bands of then), as shipped (turn_taking.judge.combine) and as CANDIDATE fitted here: how long
+finished turns wait (all, and the short ones), and the share of unfinished ones a pause of each length
+would end (a cut-off: the band's silence is no longer than the pause), overall and by kind of pause.
+Transcripts and audio scores are cached under testkit's cache
 dir. Prints a table, then ONE final JSON line.
 """
 
@@ -37,7 +43,9 @@ import numpy as np
 
 from audio import pcm
 from testkit import speech
+from training import turn_pauses
 from training.turn_sentences import SENTENCES, SHORT_TURNS
+from training.utterance_end import EVALUATION_MODEL, roc_auc
 
 CACHE_VERSION = "3"  # 3: Whisper's probability of the last word joined the transcript
 RATE = pcm.SAMPLE_RATE_ASR
@@ -51,25 +59,56 @@ VOICES = [
     ("espeak", "en-gb+m3", 200),
     ("espeak", "en+m3", 130),
 ]
+# training.turn_pauses is spoken by two of them, piper and espeak-ng at their usual rates: the pauses
+# need the voice's unfinished tone, and on this project's shared 2-core machine 75 s of each sentence's
+# clips in four voices were too many.
+PAUSE_VOICES = [VOICES[0], VOICES[2]]
 QUICK_SENTENCES = 6
+QUICK_PAUSES = 2  # of each split of training.turn_pauses
 QUICK_VOICES = 2
-HELD_OUT_EVERY = 3  # sentence i is held out when i % 3 == 2
+HELD_OUT_EVERY = 3  # turn_sentences' sentence i is held out when i % 3 == 2
 PROB_CLIP = 1e-6  # logits of probabilities clipped to [1e-6, 1 - 1e-6]
 L2 = 1e-2  # ridge on the logistic weights (not the bias): keeps the fit sane on small sets
 PRECISION_WEIGHT = 0.5  # the threshold maximises F-beta with this beta: cutting a user off costs more
 TIMING_CALLS = 10
-CUT_PAUSES_S = (
-    0.3,
-    0.6,
-    0.9,
-    1.2,
-)  # mid-sentence pause lengths checked for cut-offs (as bench.voice_latency)
+CANDIDATE = "all4+utt"  # the combination fitted on train and shown in the bands beside the shipped judge
+CUT_PAUSES_S = (0.3, 0.6, 0.9, 1.0, 1.2)  # pause lengths checked for cut-offs (issue 29: none up to 1.0 s)
 CUT_BREAK_MS = 1500  # the SSML pause espeak-ng speaks at a cut; the audio is cut where it starts
+
+
+@dataclass(frozen=True)
+class Item:
+    """One sentence of the labelled set."""
+
+    text: str
+    words: int | None  # words before the cut or pause (None: a sentence too short to cut)
+    pause: str  # the kind of cut: "mid-sentence" (turn_sentences) or one of turn_pauses.PAUSE_KINDS
+    held_out: bool
+    short: bool  # a short turn (turn_sentences.SHORT_TURNS, turn_pauses' finished short turns)
+    thinking: bool = False  # from turn_pauses: spoken complete and paused only, by PAUSE_VOICES
+
+
+def labelled_set(quick: bool = False) -> list[Item]:
+    """turn_sentences' sentences first (their cached clips keep their index), then turn_pauses'."""
+    short = {text for text, _ in SHORT_TURNS}
+    out = [
+        Item(text, n, "mid-sentence", i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1, text in short)
+        for i, (text, n) in enumerate(SENTENCES[:QUICK_SENTENCES] if quick else SENTENCES)
+    ]
+    for held, pauses, finished in (
+        (False, turn_pauses.TRAIN, turn_pauses.FINISHED_SHORT_TRAIN),
+        (True, turn_pauses.HELD_OUT, turn_pauses.FINISHED_SHORT_HELD_OUT),
+    ):
+        if quick:
+            pauses, finished = pauses[:QUICK_PAUSES], finished[:QUICK_PAUSES]
+        out += [Item(p.text, p.words, p.kind, held, False, True) for p in pauses]
+        out += [Item(text, None, "none", held, True, True) for text in finished]
+    return out
 
 
 @dataclass
 class Clip:
-    sentence: int  # index into SENTENCES
+    sentence: int  # index into labelled_set()
     voice: tuple
     kind: str  # "complete", "broken" or "paused"
     text: str  # what was spoken
@@ -79,6 +118,9 @@ class Clip:
     p_text_raw: float = 0.0  # TwinTurnEnd.p_end(transcript), for comparison
     p_counts: float = 0.0  # SentenceEnds.p_end(transcript)
     p_asr: float | None = None  # Whisper's probability of the transcript's last word (Transcript.last_word_p)
+    p_utt: float = 0.0  # UtteranceEnd.p_end(transcript)
+    pause: str = ""  # the item's kind of cut (Item.pause)
+    short: bool = False  # the item is a short turn (Item.short)
 
     @property
     def label(self) -> int:
@@ -150,17 +192,28 @@ def _cache_file(*key) -> Path:
     return d / (hashlib.sha1(repr((CACHE_VERSION, *key)).encode()).hexdigest()[:16] + ".json")
 
 
-def score_clips(i: int, voice: tuple, asr, turn) -> list[Clip]:
-    """The three clips of sentence i in `voice`, transcribed and scored by Smart Turn (cached)."""
-    text, n_words = SENTENCES[i]
-    cache = _cache_file(text, n_words, voice, TRAILING_SILENCE_MS)
+def score_clips(i: int, item: Item, voice: tuple, asr, turn) -> list[Clip]:
+    """The clips of item i in `voice`, transcribed and scored by Smart Turn (cached)."""
+    text, n_words = item.text, item.words
+    key = (text, n_words, voice, TRAILING_SILENCE_MS) + (("thinking",) if item.thinking else ())
+    cache = _cache_file(*key)
     if cache.exists():
-        return [Clip(**{**c, "voice": tuple(c["voice"])}) for c in json.loads(cache.read_text())]
-    full = render(text, voice)
-    audio = {"complete": full}
+        clips = [Clip(**{**c, "voice": tuple(c["voice"])}) for c in json.loads(cache.read_text())]
+    else:
+        clips = _render_and_score(item, voice, asr, turn)
+        cache.write_text(json.dumps([c.__dict__ for c in clips]))
+    for c in clips:
+        c.sentence, c.pause = i, item.pause
+    return clips
+
+
+def _render_and_score(item: Item, voice: tuple, asr, turn) -> list[Clip]:
+    text, n_words = item.text, item.words
+    audio = {"complete": render(text, voice)}
     if n_words is not None:
         prefix = " ".join(text.split()[:n_words])
-        audio["broken"] = render(prefix, voice)
+        if not item.thinking:
+            audio["broken"] = render(prefix, voice)
         paused = render(text, voice, cut_after=n_words)
         if paused is not None and len(paused):
             audio["paused"] = paused
@@ -169,8 +222,7 @@ def score_clips(i: int, voice: tuple, asr, turn) -> list[Clip]:
         x = with_silence(x)
         spoken = text if kind == "complete" else " ".join(text.split()[:n_words])
         tr = asr.transcribe(x)
-        clips.append(Clip(i, voice, kind, spoken, tr.text, turn.predict(x), p_asr=tr.last_word_p))
-    cache.write_text(json.dumps([c.__dict__ for c in clips]))
+        clips.append(Clip(-1, voice, kind, spoken, tr.text, turn.predict(x), p_asr=tr.last_word_p))
     return clips
 
 
@@ -235,6 +287,13 @@ SIGNALS = {  # name -> the clip's features fed to the logistic combination
     "combined": lambda c: [c.p_audio, c.p_text, c.p_counts],  # judge.ALL
     "words+asr": lambda c: [c.p_text, c.p_counts, _asr(c)],  # judge.WORDS_ASR
     "all4": lambda c: [c.p_audio, c.p_text, c.p_counts, _asr(c)],  # judge.ALL_ASR
+    "utterance": lambda c: [c.p_utt],  # turn_taking.utterance_end
+    "words+utt": lambda c: [c.p_text, c.p_counts, c.p_utt],  # judge.WORDS_UTT
+    "words+asr+utt": lambda c: [c.p_text, c.p_counts, _asr(c), c.p_utt],  # judge.WORDS_ASR_UTT
+    "combined+utt": lambda c: [c.p_audio, c.p_text, c.p_counts, c.p_utt],  # judge.ALL_UTT
+    "all4+utt": lambda c: [c.p_audio, c.p_text, c.p_counts, _asr(c), c.p_utt],  # judge.ALL_ASR_UTT
+    "audio+asr+utt": lambda c: [c.p_audio, _asr(c), c.p_utt],  # the utterance model in place of both
+    "asr+utt": lambda c: [_asr(c), c.p_utt],
 }
 
 
@@ -258,6 +317,7 @@ def evaluate(train: list[Clip], held: list[Clip]) -> dict:
         }
         out[name] = {
             "weights": [round(float(v), 4) for v in w],  # one per feature, then the bias
+            "roc_auc": round(roc_auc(p_held, y_held), 3),
             "threshold": round(threshold, 3),
             "precision": round(precision, 3),
             "recall": round(recall, 3),
@@ -266,36 +326,74 @@ def evaluate(train: list[Clip], held: list[Clip]) -> dict:
     return out
 
 
-def band_report(clips: list[Clip]) -> dict:
-    """The shipped judge and semantic_vad's bands (eagerness auto) on these clips: finished turns' silence
-    wait, and the share of unfinished ones each mid-sentence pause length would cut off."""
-    from turn_taking.endpoint import EAGERNESS
+def shipped_verdicts(clips: list[Clip], utterance: bool = True) -> np.ndarray:
+    """The server's judge as shipped (turn_taking.judge.combine) on each clip; without the utterance
+    model (utterance=False) it is the judge before issue 29."""
     from turn_taking.judge import Words, combine
 
-    cfg = EAGERNESS["auto"]
-    verdicts = [combine(c.p_audio, Words(c.p_text, c.p_counts, c.p_asr)) for c in clips]
+    words = [Words(c.p_text, c.p_counts, c.p_asr, c.p_utt if utterance else None) for c in clips]
+    return np.array([combine(c.p_audio, w) for c, w in zip(clips, words)])
+
+
+def fitted_verdicts(train: list[Clip], clips: list[Clip], signal: str) -> tuple[np.ndarray, dict]:
+    """A combination fitted on train, shifted as judge.Calibration is (its threshold lands on 0.5),
+    on `clips`; and the calibration itself."""
+    features = SIGNALS[signal]
+    x_train = logit([features(c) for c in train])
+    y_train = np.array([c.label for c in train])
+    w = fit_logistic(x_train, y_train)
+    threshold = choose_threshold(sigmoid(np.hstack([x_train, np.ones((len(x_train), 1))]) @ w), y_train)
+    x = logit([features(c) for c in clips])
+    z = np.hstack([x, np.ones((len(x), 1))]) @ w - logit(threshold)
+    return sigmoid(z), {"signal": signal, "weights": [round(float(v), 4) for v in w], "threshold": threshold}
+
+
+def before_bands():
+    """semantic_vad's bands (eagerness auto) before issue 29: 200 ms at p >= 0.5, 1 s at 0.3-0.5, 2 s."""
+    from turn_taking.endpoint import SemanticConfig
+
+    return SemanticConfig(
+        complete_silence_ms=200, max_wait_ms=2000, threshold=0.5, unsure_silence_ms=1000, unsure_threshold=0.3
+    )
+
+
+def band_report(clips: list[Clip], verdicts: np.ndarray, cfg=None) -> dict:
+    """Verdicts in semantic_vad's bands (eagerness auto) on these clips: finished turns' silence wait (all,
+    and the short turns), and the share of unfinished ones a pause of each length would end (the band's
+    silence is no longer than the pause), overall and by kind of pause (paused clips; "broken": the
+    first words said alone). cfg: the bands (default: eagerness auto's, as shipped)."""
+    from turn_taking.endpoint import EAGERNESS
+
+    cfg = cfg or EAGERNESS["auto"]
     wait = np.array([cfg.silence_needed_ms(p) for p in verdicts])  # [N] ms
     finished = np.array([c.label == 1 for c in clips])
+    short = np.array([c.short for c in clips]) & finished
     bands = {"complete": cfg.complete_silence_ms, "unsure": cfg.unsure_silence_ms, "max": cfg.max_wait_ms}
 
     def shares(mask):
         return {name: round(float(np.mean(wait[mask] == ms)), 3) for name, ms in bands.items()}
 
+    def cut_offs(mask):
+        return {str(s): round(float(np.mean(wait[mask] <= s * 1000)), 3) for s in CUT_PAUSES_S}
+
     said_complete = wait == cfg.complete_silence_ms
     precision, recall = precision_recall(said_complete.astype(float), finished.astype(int), 0.5)
+    kinds = {c.pause for c in clips if c.kind == "paused"}
+    by_kind = {k: np.array([c.kind == "paused" and c.pause == k for c in clips]) for k in sorted(kinds)}
+    by_kind["broken"] = np.array([c.kind == "broken" for c in clips])
     return {
         "clips": len(clips),
         "precision": round(precision, 3),  # of "complete" (the fast band)
         "recall": round(recall, 3),
         "finished_band": shares(finished),
         "unfinished_band": shares(~finished),
-        "finished_wait_ms": {
-            "median": float(np.median(wait[finished])),
-            "mean": round(float(wait[finished].mean())),
+        "finished_wait_ms": {"mean": round(float(wait[finished].mean())), "n": int(finished.sum())},
+        "short_finished_wait_ms": {
+            "mean": round(float(wait[short].mean())) if short.any() else None,
+            "n": int(short.sum()),
         },
-        "cut_off_by_pause_s": {
-            str(s): round(float(np.mean(wait[~finished] < s * 1000)), 3) for s in CUT_PAUSES_S
-        },
+        "cut_off_by_pause_s": cut_offs(~finished),
+        "cut_off_by_kind": {k: {"n": int(m.sum()), **cut_offs(m)} for k, m in by_kind.items() if m.any()},
     }
 
 
@@ -313,79 +411,106 @@ def time_calls(fn, arg) -> float:
     return float(np.median(times))
 
 
-def build_set(sentences: range, voices: list, asr, turn, judge, ends) -> list[Clip]:
+def build_set(items: list[Item], quick: bool, models) -> list[Clip]:
+    """Every item's clips in its voices, then the text signals of every transcript."""
+    asr, turn, judge, ends, utterance = models
     clips = []
-    for i in sentences:
-        for voice in voices:
-            clips.extend(score_clips(i, voice, asr, turn))
-        print(f"  sentence {i + 1}/{len(sentences)}: {len(clips)} clips", file=sys.stderr, flush=True)
+    for i, item in enumerate(items):
+        voices = PAUSE_VOICES if item.thinking else VOICES
+        for voice in voices[:: len(voices) // QUICK_VOICES] if quick else voices:
+            clips.extend(score_clips(i, item, voice, asr, turn))
+        print(f"  sentence {i + 1}/{len(items)}: {len(clips)} clips", file=sys.stderr, flush=True)
     for c in clips:
+        c.short = items[c.sentence].short
         c.p_text = judge.p_end_words(c.transcript)
         c.p_text_raw = judge.p_end(c.transcript)
         c.p_counts = ends.p_end(c.transcript)
+        c.p_utt = utterance.p_end(c.transcript)
     return clips
 
 
 def describe(clips: list[Clip]) -> dict:
     kinds = {k: sum(c.kind == k for c in clips) for k in ("complete", "broken", "paused")}
     engines = {e: sum(c.voice[0] == e for c in clips) for e in ("piper", "espeak")}
-    return {"clips": len(clips), "sentences": len({c.sentence for c in clips}), **kinds, **engines}
+    pauses = {k: sum(c.kind == "paused" and c.pause == k for c in clips) for k in turn_pauses.PAUSE_KINDS}
+    return {"clips": len(clips), "sentences": len({c.sentence for c in clips}), **kinds, **engines, **pauses}
+
+
+def print_bands(name: str, b: dict) -> None:
+    print(f"\n{name}: precision / recall of the fast band {b['precision']} / {b['recall']}")
+    wait, short = b["finished_wait_ms"], b["short_finished_wait_ms"]
+    print(f"  finished turns: bands {b['finished_band']}, mean wait {wait['mean']} ms (n {wait['n']})")
+    print(f"  short finished turns: mean wait {short['mean']} ms (n {short['n']})")
+    print("  cut off by a pause of (s): " + "  ".join(f"{s:>5}" for s in CUT_PAUSES_S))
+    rows = {"all unfinished": {"n": int(b["clips"] - b["finished_wait_ms"]["n"]), **b["cut_off_by_pause_s"]}}
+    for kind, row in {**rows, **b["cut_off_by_kind"]}.items():
+        rates = "  ".join(f"{100 * row[str(s)]:>4.0f}%" for s in CUT_PAUSES_S)
+        print(f"  {kind:<16} n {row['n']:>4}  {rates}")
 
 
 def print_table(stats: dict, results: dict, ms: dict, bands: dict) -> None:
     print(f"labelled set: {stats}")
-    print(
-        f"{'signal':<10} {'threshold':>9} {'precision':>9} {'recall':>7}  said complete (held-out)  weights"
-    )
+    head = f"{'signal':<14} {'AUC':>5} {'threshold':>9} {'precision':>9} {'recall':>7}"
+    print(f"{head}  said complete (held-out)  weights")
     for name, r in results.items():
         kinds = " ".join(f"{k}={v:.2f}" for k, v in r["said_complete_by_kind"].items())
-        head = f"{name:<10} {r['threshold']:>9.3f} {r['precision']:>9.3f} {r['recall']:>7.3f}"
+        head = f"{name:<14} {r['roc_auc']:>5.3f} {r['threshold']:>9.3f}"
+        head += f" {r['precision']:>9.3f} {r['recall']:>7.3f}"
         print(f"{head}  {kinds:<24} {r['weights']}")
     print("ms per call: " + ", ".join(f"{k} {v:.1f}" for k, v in ms.items()))
     for name, b in bands.items():
-        print(f"semantic_vad (auto), the shipped judge, {name}: {b}")
+        print_bands(f"semantic_vad (auto), {name}", b)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--quick", action="store_true", help=f"{QUICK_SENTENCES} sentences, {QUICK_VOICES} voices"
-    )
-    args = ap.parse_args(argv)
-
+def load_models(utterance_model: str | None):
     import torch
 
     from turn_taking.sentence_ends import SentenceEnds, key
     from turn_taking.smart_turn import SmartTurn
     from turn_taking.twin import TwinTurnEnd
+    from turn_taking.utterance_end import UtteranceEnd
 
     torch.set_num_threads(1)  # as the judge runs beside ASR and the LM on a small CPU
-    asr, turn, judge = speech.load_transcriber(), SmartTurn.load(), TwinTurnEnd.load()
-    n = QUICK_SENTENCES if args.quick else len(SENTENCES)
-    voices = VOICES[:: len(VOICES) // QUICK_VOICES] if args.quick else VOICES
-    ends = SentenceEnds.load(evaluation=True)  # without these sentences, as if never seen
+    ends = SentenceEnds.load(evaluation=True)  # without turn_sentences' sentences, as if never seen
     if ends.left_out != {key(s) for s, _ in SENTENCES}:
         raise SystemExit(
             "the sentence-end table predates this labelled set: python -m training.sentence_ends"
         )
-    clips = build_set(range(n), voices, asr, turn, judge, ends)
-    held = [c for c in clips if c.sentence % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
-    train = [c for c in clips if c.sentence % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+    judge, utterance = TwinTurnEnd.load(), UtteranceEnd.load(utterance_model or EVALUATION_MODEL)
+    return speech.load_transcriber(), SmartTurn.load(), judge, ends, utterance
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_SENTENCES} + 2 x {QUICK_PAUSES} sentences, {QUICK_VOICES} voices",
+    )
+    ap.add_argument(
+        "--utterance-model",
+        help="turn_taking.utterance_end weights (default: those trained without this set's sentences)",
+    )
+    ap.add_argument(
+        "--candidate", default=CANDIDATE, help="a SIGNALS combination to fit on train and put in the bands"
+    )
+    args = ap.parse_args(argv)
+    models = load_models(args.utterance_model)
+    items = labelled_set(args.quick)
+    clips = build_set(items, args.quick, models)
+    held = [c for c in clips if items[c.sentence].held_out]
+    train = [c for c in clips if not items[c.sentence].held_out]
     results = evaluate(train, held)
-    sample = with_silence(render(SENTENCES[0][0], VOICES[0]))
-    ms = {
-        "smart_turn": time_calls(turn.predict, sample),
-        "text_p_end_words": time_calls(judge.p_end_words, clips[0].transcript),
-        "text_p_end": time_calls(judge.p_end, clips[0].transcript),
-        "sentence_ends": time_calls(ends.p_end, clips[0].transcript),
-        "whisper_transcribe": time_calls(lambda x: asr.transcribe(x), sample),
+    candidate, calibration = fitted_verdicts(train, held, args.candidate)
+    bands = {
+        "before issue 29 (judge and bands), held-out": band_report(
+            held, shipped_verdicts(held, utterance=False), before_bands()
+        ),
+        "the shipped judge, held-out": band_report(held, shipped_verdicts(held)),
+        f"{args.candidate} fitted on train, held-out": band_report(held, candidate),
     }
     stats = {"all": describe(clips), "train": describe(train), "held_out": describe(held)}
-    short = {text for text, _ in SHORT_TURNS}
-    held_short = [c for c in held if SENTENCES[c.sentence][0] in short]
-    bands = {"held_out": band_report(held)}
-    if held_short:  # not in --quick's first sentences
-        bands["held_out_short_turns"] = band_report(held_short)
+    ms = call_times(models, clips[0].transcript)
     print_table(stats["all"], results, ms, bands)
     record = {
         "bench": "turn_eval",
@@ -393,11 +518,25 @@ def main(argv: list[str] | None = None) -> int:
         "trailing_silence_ms": TRAILING_SILENCE_MS,
         "set": stats,
         "results": results,
+        "candidate": calibration,
         "semantic_vad_bands": bands,
         "ms_per_call": {k: round(v, 1) for k, v in ms.items()},
     }
     print(json.dumps(record))
     return 0
+
+
+def call_times(models, transcript: str) -> dict:
+    asr, turn, judge, ends, utterance = models
+    sample = with_silence(render(SENTENCES[0][0], VOICES[0]))
+    return {
+        "smart_turn": time_calls(turn.predict, sample),
+        "text_p_end_words": time_calls(judge.p_end_words, transcript),
+        "text_p_end": time_calls(judge.p_end, transcript),
+        "sentence_ends": time_calls(ends.p_end, transcript),
+        "utterance_end": time_calls(utterance.p_end, transcript),
+        "whisper_transcribe": time_calls(lambda x: asr.transcribe(x), sample),
+    }
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ import torch
 
 from dlm_core.cache import KVCache
 from dlm_core.checkpoints import FAMILY_BY_NAME
-from dlm_core.faithful import generate_faithful
-from dlm_core.sampler import Committed, PromptCache, SamplerConfig, generate, model_forward
+from dlm_core.decoding import Committed
+from dlm_core.sampler import PromptCache, SamplerConfig, generate, model_forward
 
 MAX_BATCH = 8  # most rows merged into one forward pass
 BATCH_WAIT_S = 0.02  # longest a ready request waits for other running sessions to submit
@@ -122,16 +122,20 @@ class DlmEngine:
             raise RuntimeError("engine is closed")
         cfg = cfg or self.default_config()
         prompt = self.prompt_ids(messages, cfg.max_new_tokens, tools)
-        if prefix:
+        if prefix:  # generate() checks that the prompt still fits with it
             prompt = prompt + self.tokenizer.encode(prefix)
-            if len(prompt) + cfg.max_new_tokens > self.context_len:
-                raise ValueError(f"the prompt with its prefix does not fit the context ({self.context_len})")
-        if cfg.strategy == "faithful":
-            gen = generate_faithful(self.model, self.tokenizer, prompt, cfg, run=self._exclusive)
-            return self._run(gen, None, None)
+        session_id = session_id if cfg.strategy != "faithful" else None  # no original keeps a cache
         cache = self._take_session(session_id)
         try:  # generate() validates eagerly, so bad input raises here, not on the first next()
-            gen = generate(self.model, self.tokenizer, prompt, cfg, forward=self._forward, prompt_cache=cache)
+            gen = generate(
+                self.model,
+                self.tokenizer,
+                prompt,
+                cfg,
+                forward=self._forward,
+                prompt_cache=cache,
+                run=self._exclusive,
+            )
         except BaseException:
             self._put_session(session_id, cache)
             raise

@@ -27,7 +27,8 @@ from collections.abc import Iterator
 import torch
 
 from dlm_core.cache import KVCache
-from dlm_core.faithful import Step, check_schedule, confidence, logits_of, masks, pick, transfer_counts
+from dlm_core.decoding import block_size
+from dlm_core.faithful_kernel import Step, check_schedule, confidence, logits_of, masks, pick, transfer_counts
 
 GUARD = 4  # a block may take GUARD x its length in steps before we stop it (the original would hang)
 DREAM_EPS = 1e-3  # Dream's schedule runs t from 1 down to eps
@@ -35,7 +36,7 @@ DREAM_EPS = 1e-3  # Dream's schedule runs t from 1 down to eps
 
 def llada(model, special, prompt: torch.Tensor, cfg, run) -> Iterator[Step]:
     P, gen = prompt.shape[0], cfg.max_new_tokens
-    block = cfg.block_size or 32
+    block = block_size(cfg.block_size, model.cfg)
     per_block = check_schedule(gen, block, cfg.steps or gen, "llada")
     x = torch.cat([prompt, masks(gen, special.mask, prompt.device)])  # [N]
     nfe = 0
@@ -55,7 +56,7 @@ def llada(model, special, prompt: torch.Tensor, cfg, run) -> Iterator[Step]:
 
 def fast_dllm(model, special, prompt: torch.Tensor, cfg, run) -> Iterator[Step]:
     P, gen = prompt.shape[0], cfg.max_new_tokens
-    block = cfg.block_size or 32
+    block = block_size(cfg.block_size, model.cfg)
     mode = "dual" if cfg.cache == "auto" else cfg.cache
     x = torch.cat([prompt, masks(gen, special.mask, prompt.device)])  # [N]
     nfe = 0
@@ -137,7 +138,7 @@ def fast_dllm_dream(model, special, prompt: torch.Tensor, cfg, run) -> Iterator[
     confident token plus every one at least `threshold` confident, any other alg runs Dream's
     entropy schedule over the block's share of `steps`."""
     P, gen = prompt.shape[0], cfg.max_new_tokens
-    block = cfg.block_size or 32
+    block = block_size(cfg.block_size, model.cfg)
     per_block = check_schedule(gen, block, cfg.steps or gen, "fast_dllm_dream")
     dual = cfg.cache != "prefix"
     x = torch.cat([prompt, masks(gen, special.mask, prompt.device)])  # [N]

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 import torch
 
 from dlm_core.cache import KVCache
-from dlm_core.faithful import Step, confidence, logits_of, masks, pick, transfer_counts
+from dlm_core.decoding import block_size
+from dlm_core.faithful_kernel import Step, confidence, logits_of, masks, pick, transfer_counts
 
 GUARD = 4  # a block may take GUARD x its length in steps before we stop it (the original would hang)
 
 
 def sdar(model, special, prompt: torch.Tensor, cfg, run) -> Iterator[Step]:
-    block = cfg.block_size or model.cfg.block_size
+    block = block_size(cfg.block_size, model.cfg)
     steps = cfg.steps or block
     counts = transfer_counts(block, steps)
     P = prompt.shape[0]
@@ -82,7 +83,7 @@ class _V2:
 
 
 def fast_dllm_v2(model, special, prompt: torch.Tensor, cfg, run) -> Iterator[Step]:
-    block = cfg.block_size or model.cfg.block_size
+    block = block_size(cfg.block_size, model.cfg)
     v2 = _V2(model, run, special, block, cfg.sub_block_size or 8, cfg.threshold, KVCache(model.cfg.n_layers))
     v2.use_block_cache = cfg.use_block_cache
     P, nfe, x = prompt.shape[0], 0, prompt
@@ -176,7 +177,7 @@ def _v2_stopped(x: torch.Tensor, start: int, special) -> bool:
 
 
 def bd3lm(model, special, prompt: torch.Tensor, cfg, run) -> Iterator[Step]:
-    block = cfg.block_size or model.cfg.block_size
+    block = block_size(cfg.block_size, model.cfg)
     gen = cfg.max_new_tokens
     n_blocks = math.ceil(gen / block)
     per_block = math.ceil((cfg.steps or gen) / n_blocks)

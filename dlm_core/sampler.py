@@ -1,8 +1,9 @@
 """Masked-diffusion samplers as generators of committed, left-contiguous text.
 
-A third strategy, "faithful", is not ours: it runs the loaded family's authors' own decoder,
-token for token (`dlm_core.faithful`; `SamplerConfig.for_family` picks it and its settings). The two
-below run the same loop and the same selection kernel (`select_tokens`); they differ by config only:
+A third strategy, "faithful", is not ours: it runs the loaded family's authors' own decoder, token for
+token (`dlm_core.faithful`; `SamplerConfig.for_family` picks it and its settings), and `generate` is
+where the three are told apart. The two below run the same loop and the same selection kernel
+(`select_tokens`); they differ by config only:
 
 - "reference": LLaDA's semi-autoregressive low-confidence remasking. The canvas is the prompt plus
   `max_new_tokens` masks, recomputed whole at every step (no cache); each block gets a fixed number
@@ -46,6 +47,9 @@ import torch
 
 from dlm_core.cache import KVCache, PromptCache
 from dlm_core.decode_state import DecodeState, Layout, plan_blocks
+from dlm_core.decoding import CACHE_MODES, STRATEGIES, Committed, block_size, check_fits
+from dlm_core.faithful import generate_faithful
+from dlm_core.faithful_kernel import Runner, direct
 from dlm_core.presets import (  # noqa: F401 -- re-exported
     DECODINGS,
     FAMILY_DECODING,
@@ -55,10 +59,6 @@ from dlm_core.presets import (  # noqa: F401 -- re-exported
     PRESETS,
     check_preset,
 )
-
-STRATEGIES = ("fast", "reference", "faithful")
-CACHE_MODES = ("auto", "none", "prefix", "dual")
-DEFAULT_BLOCK_SIZE = 32  # block length when the model does not fix one (LLaDA's default)
 
 
 @dataclass
@@ -144,14 +144,6 @@ class SamplerConfig:
         return self.strategy == "fast" if self.early_stop is None else self.early_stop
 
 
-@dataclass
-class Committed:
-    text: str  # text that became committed and left-contiguous since the last yield
-    token_ids: list[int]  # the ids behind `text` (never end-of-turn or later)
-    nfe: int  # forward passes so far in this reply
-    done: bool = False  # the reply is finished (end-of-turn, canvas full, or stopped)
-
-
 # forward(tokens [1, S], positions [1, S], cache, keep_q, want) -> logits [1, want_len, V]
 # keep_q: query indices whose keys/values are appended to `cache`; want: (start, stop) query range.
 ForwardFn = Callable[
@@ -208,19 +200,20 @@ def generate(
     *,
     forward: ForwardFn | None = None,
     prompt_cache: PromptCache | None = None,
+    run: Runner = direct,
 ) -> Iterator[Committed]:
-    """Decode a reply to `prompt_ids`, yielding committed text after every step.
+    """Decode a reply to `prompt_ids`, yielding committed text after every step: the one place a
+    decoding is dispatched by strategy.
 
-    `forward` lets an engine batch this request with others (default: call `model` directly).
-    strategy="faithful" runs the family's own decoder (`dlm_core.faithful`), which uses neither.
-    `prompt_cache` (cached strategies only) holds keys/values of earlier tokens of the same
-    conversation; the usable exact part is reused and the cache is extended in place.
+    "fast" and "reference" run this file's loop: `forward` lets an engine batch this request with
+    others (default: call `model` directly), and `prompt_cache` (cached strategies only) holds
+    keys/values of earlier tokens of the same conversation, whose usable exact part is reused and
+    extended in place. "faithful" runs the family's own decoder (`dlm_core.faithful`), which reaches
+    the model through `run` and keeps no cache.
     """
     cfg = cfg or SamplerConfig()
     if cfg.strategy == "faithful":
-        from dlm_core.faithful import generate_faithful
-
-        return generate_faithful(model, tokenizer, prompt_ids, cfg)
+        return generate_faithful(model, tokenizer, prompt_ids, cfg, run)
     layout = _layout(model, tokenizer, prompt_ids, cfg)  # validates now, not on the first next()
     if layout.cache_mode == "none":
         prompt_cache = None
@@ -231,16 +224,10 @@ def generate(
 
 def _layout(model, tokenizer, prompt_ids: list[int], cfg: SamplerConfig) -> Layout:
     """Where this reply lives, after checking that it fits the model."""
-    if not prompt_ids:
-        raise ValueError("prompt_ids is empty: a diffusion reply needs at least one prompt token")
     mcfg = model.cfg
-    if len(prompt_ids) + cfg.max_new_tokens > mcfg.max_seq_len:
-        raise ValueError(
-            f"prompt ({len(prompt_ids)}) + max_new_tokens ({cfg.max_new_tokens}) exceeds the "
-            f"model's context ({mcfg.max_seq_len})"
-        )
+    check_fits(len(prompt_ids), cfg.max_new_tokens, mcfg.max_seq_len)
     block_causal = mcfg.attention == "block_causal"
-    block = cfg.block_size or (mcfg.block_size if block_causal else DEFAULT_BLOCK_SIZE)
+    block = block_size(cfg.block_size, mcfg)
     if block_causal and block % mcfg.block_size:
         raise ValueError(f"block_size {block} must be a multiple of the model's block size {mcfg.block_size}")
     return Layout(

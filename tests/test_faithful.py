@@ -21,7 +21,8 @@ pytest.importorskip("transformers")
 
 from dlm_core.checkpoints import load_checkpoint  # noqa: E402
 from dlm_core.engine import DlmEngine  # noqa: E402
-from dlm_core.faithful import faithful_ids, generate_faithful, pick  # noqa: E402
+from dlm_core.faithful import faithful_ids, generate_faithful  # noqa: E402
+from dlm_core.faithful_kernel import pick  # noqa: E402
 from dlm_core.sampler import FAST_DLLM, SamplerConfig, generate  # noqa: E402
 from testkit.hf_families import make_family_checkpoint  # noqa: E402
 

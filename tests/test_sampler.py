@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dlm_core.cache import KVCache
-from dlm_core.sampler import Committed, SamplerConfig, generate, generate_autoregressive, model_forward
+from dlm_core.decoding import Committed
+from dlm_core.sampler import SamplerConfig, generate, generate_autoregressive, model_forward
 from testkit.tiny_dlm import (
     GEN_LEN,
     PAIRS,

@@ -4,6 +4,8 @@
   benchmarks or the tests: an installed `dlm-voice` ships only its own packages.
 - No function in the product, the training code, the benchmarks or the test kit is longer than
   MAX_FUNCTION_LINES.
+- No import circle among the modules of the product, the training code, the test kit and the benchmarks
+  (imports inside functions count too), and each package imports only from the layers below it (LAYERS).
 - Every source file (and every file of the page) is named in README.md's "How it is built" table.
 - One style: `ruff format` and `ruff check` (configured in pyproject.toml) pass over the whole tree.
 """
@@ -24,15 +26,12 @@ PRODUCT = ("dlm_core", "audio", "turn_taking", "assistant", "web")
 NOT_SHIPPED = ("training", "bench", "tests", "testkit")
 CHECKED_FOR_LENGTH = (*PRODUCT, "training", "bench", "testkit")
 MAX_FUNCTION_LINES = 60
-NAMED_IN_README = (
-    "assistant",
-    "audio",
-    "turn_taking",
-    "dlm_core",
-    "training",
-    "bench",
-    "testkit",
-)  # their .py files
+NAMED_IN_README = ("assistant", "audio", "turn_taking", "dlm_core", "training", "bench", "testkit")  # .py
+# Who may import whom, lowest first: a package imports its own modules and those of lower layers only.
+# audio and dlm_core are leaves that know nothing of each other; turn-taking listens (audio) and reads
+# the words with the AR twin (dlm_core); the assistant joins them; training builds the product's models
+# from its code; the test kit trains with training's objectives; the benchmarks use everything.
+LAYERS = (("audio", "dlm_core"), ("turn_taking",), ("assistant",), ("training",), ("testkit",), ("bench",))
 BUILT_SECTION = "## How it is built"
 
 
@@ -55,6 +54,96 @@ def test_product_imports_nothing_it_does_not_ship(path):
     imported = _imported_modules(ast.parse(path.read_text(), str(path)))
     wrong = sorted(m for m in imported if m.split(".")[0] in NOT_SHIPPED)
     assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph(packages) -> dict[str, set[str]]:
+    """module -> the modules of `packages` it imports, anywhere in the file (a function's lazy import and
+    a TYPE_CHECKING import count). `from pkg import mod` counts as importing pkg.mod."""
+    paths = {_module_name(p): p for p in _sources(packages)}
+    graph = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        known = set()
+        for target in _import_targets(ast.parse(path.read_text(), str(path)), package):
+            while target and target not in paths:  # a name inside a module: the module
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                known.add(target)
+        graph[name] = known
+    return graph
+
+
+def _import_targets(tree: ast.AST, package: str) -> set[str]:
+    """Every dotted name an import statement of `tree` names (relative ones resolved from `package`);
+    `from a import b` gives "a.b", which is module b or a name inside module a."""
+    targets = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, up level - 1
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            targets.update(f"{base}.{a.name}" for a in node.names)
+    return targets
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _layer_breaks(graph: dict[str, set[str]]) -> list[str]:
+    layer = {pkg: i for i, group in enumerate(LAYERS) for pkg in group}
+    wrong = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            a, b = module.split(".")[0], target.split(".")[0]
+            if a != b and layer[b] >= layer[a]:
+                wrong.append(f"{module} imports {target}")
+    return wrong
+
+
+def test_no_import_circles_and_imports_go_down_the_layers():
+    graph = _import_graph([pkg for group in LAYERS for pkg in group])
+    assert not _cycles(graph), "import circles:\n" + "\n".join(" <-> ".join(c) for c in _cycles(graph))
+    assert not _layer_breaks(graph), f"imports against LAYERS {LAYERS}:\n" + "\n".join(_layer_breaks(graph))
+
+
+def test_the_import_rules_see_a_circle_and_an_upward_import():
+    graph = {"training.a": {"training.b"}, "training.b": {"training.a", "testkit.c"}, "testkit.c": set()}
+    assert _cycles(graph) == [["training.a", "training.b"]]
+    assert _layer_breaks(graph) == ["training.b imports testkit.c"]
+    assert _cycles({"audio.a": {"audio.b"}, "audio.b": set()}) == []
 
 
 def test_functions_stay_short():

@@ -14,11 +14,13 @@ from dlm_core.model import Transformer
 from dlm_core.tokenizer import DlmTokenizer
 from training import bpe
 from training.batches import make_batch
-from training.data import Example, normalize, shorten
+from training.config import TrainConfig
+from training.data import normalize, shorten
+from training.examples import Example
 from training.objectives import batch_loss, block_predictors, held_out_loss, two_stream_hidden
 from training.templates import exchanges
 from training.tokenized import tokenize
-from training.train import TrainConfig, export, train
+from training.train import export, train
 
 TINY = {
     "dim": 32,
@@ -287,7 +289,7 @@ def test_tool_examples_are_deterministic_per_seed():
 
 
 def test_tool_examples_render_with_the_dlm_voice_template_and_fit_the_context(tool_data):
-    from training.data import TOOLS
+    from training.examples import TOOLS
     from training.tool_data import CONTEXT_TOKENS, budget_tokenizer
 
     tok = budget_tokenizer()  # the bundled vocabulary, dlm_voice template
@@ -381,7 +383,7 @@ def test_simulated_builtin_results_match_the_real_tools(tool_data):
 
 
 def test_tool_examples_tokenize_with_their_tools(tool_data, tmp_path):
-    from training.data import REPEATS, SOURCES, TOOLS
+    from training.examples import REPEATS, SOURCES, TOOLS
 
     train, _ = tool_data
     sample = train[::200]

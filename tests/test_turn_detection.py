@@ -91,6 +91,49 @@ def test_an_unfinished_request_waits_for_the_long_silence(asr, judge):
     assert next(e for e in events if isinstance(e, TurnTranscript)).p_complete < SEMANTIC.threshold
 
 
+# Thinking pauses (issue 29): piper's fixed rendition with a comma where the speaker pauses, so the voice
+# keeps its unfinished tone there; the test stretches that pause to THINKING_PAUSE_MS of silence.
+THINKING = [
+    "When I get home, remind me to feed the cat.",  # after a subordinate clause
+    "We should probably, leave at six.",  # after a word that needs a complement
+]
+THINKING_PAUSE_MS = 1000  # no reply may start in a pause up to 1 s where the speaker is plainly not done
+COMMA_QUIET_MS = 60  # piper's comma is the first quiet stretch this long inside the clip
+
+
+def at_the_comma(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The committed clip split around its first quiet stretch (the comma's pause)."""
+    quiet = np.abs(x) <= pcm.AUDIBLE_LEVEL
+    run = pcm.ms_to_samples(COMMA_QUIET_MS, pcm.SAMPLE_RATE_ASR)
+    whole = np.convolve(quiet, np.ones(run), "valid") == run  # [N - run + 1] a whole run quiet there
+    start = int(np.flatnonzero(whole)[0])
+    end = start + int(np.argmin(quiet[start:]))  # the sound comes back
+    assert 0 < start < end < len(x), (start, end, len(x))
+    return x[:start], x[end:]
+
+
+@pytest.mark.parametrize("text", THINKING)
+def test_a_thinking_pause_where_the_speaker_is_not_done_does_not_end_the_turn(asr, judge, text):
+    before, after = at_the_comma(speech_samples(text, voice=FIXED))
+    pause_start_ms = (pcm.ms_to_samples(300, pcm.SAMPLE_RATE_ASR) + len(before)) / pcm.SAMPLE_RATE_ASR * 1000
+    x = np.concatenate([silence(300), before, silence(THINKING_PAUSE_MS), after, silence(3000)])
+    with Endpointer(EndpointConfig(semantic=SEMANTIC), asr, judge=judge) as ep:
+        events = run(ep, x)
+    stopped = [e for e in events if isinstance(e, SpeechStopped)]
+    assert len(stopped) == 1 and stopped[0].audio_end_ms > pause_start_ms + THINKING_PAUSE_MS, events
+    (turn,) = [e for e in events if isinstance(e, TurnTranscript)]
+    assert text.split()[-1].strip(".").lower() in turn.text.lower(), turn  # the whole request, one turn
+
+
+def test_the_words_before_a_thinking_pause_are_not_judged_finished_whatever_the_sound_says(judge):
+    # What Whisper wrote for the first half in the tests above, its full stop included, heard as finished
+    # by the sound and written with confidence: at most maybe finished, whose silence outlasts the pause.
+    for words in ("When I get home.", "We should probably."):
+        assert judge.p_complete(0.99, words, p_last_word=0.99) < SEMANTIC.threshold, words
+    assert SEMANTIC.unsure_silence_ms > THINKING_PAUSE_MS
+    assert judge.p_complete(0.9, "What time is it?", p_last_word=0.99) >= SEMANTIC.threshold
+
+
 class FixedJudge:
     """A judge whose verdict is fixed: tests the state machine's bands, not the judge."""
 

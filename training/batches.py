@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from dlm_core.tokenizer import DlmTokenizer
-from training.data import REPEATS
+from training.config import TrainConfig
+from training.examples import REPEATS
 from training.tokenized import TokenizedSplit
-
-if TYPE_CHECKING:
-    from training.train import TrainConfig
 
 
 @dataclass
@@ -72,7 +69,7 @@ BUCKET_BATCHES = 16
 
 
 class Batches:
-    """Endless shuffled batches, each source's rows repeated per training.data.REPEATS, reproducible
+    """Endless shuffled batches, each source's rows repeated per training.examples.REPEATS, reproducible
     from a seed (and resumable from `state()`). Rows of similar prompt length are batched together
     (BUCKET_BATCHES), and the batches come in random order."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from training.data import REPEATS, SOURCES
+from training.examples import REPEATS, SOURCES
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "dlm_core" / "weights"
 # The flags both data-v2 runs share (runs/v2_*): the model card prints them in its commands.

@@ -22,32 +22,32 @@ import hashlib
 import json
 import random
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from dlm_core.tool_calls import DLM_VOICE_TOOLS_HEADER, call_text, tools_text
 from training import templates
+from training.examples import (
+    CHATTERBOT,
+    CHITCHAT,
+    FACTS,
+    INTENTS,
+    REPEATS,
+    SYSTEM_PROMPTS,
+    TEMPLATES,
+    Example,
+)
+from training.facts import HELD_FACT, HELD_WORDING, TRAIN, fact_exchanges
+from training.intents import intent_exchanges
+from training.tool_data import BUILTIN_TOOLS, system_turn, tool_examples
 
-# The sources, by name, and how many times each row of a source appears per training epoch: the
-# small assistant-style sources are oversampled to weigh against the much larger casual chitchat.
-CHITCHAT, CHATTERBOT, TEMPLATES, TOOLS = "chitchat", "chatterbot", "templates", "tools"
-INTENTS, FACTS = "intents", "facts"
-REPEATS = {CHITCHAT: 0, CHATTERBOT: 0, TEMPLATES: 1, TOOLS: 1, INTENTS: 1, FACTS: 2}
 # training.templates topics kept in data v2: the rest are served by training.intents or by the tools.
 V2_TEMPLATE_TOPICS = ("confirm", "deny", "sorry", "compliment", "insult", "repeat", "fact")
 INTENT_ROWS = 300  # training rows per intent (training.intents)
 HELD_INTENT_ROWS = 8  # held-out rows per intent, in held-out wordings
-SOURCES = tuple(REPEATS)
 MAX_REPLY_WORDS = 30  # a spoken reply stays short
 MIN_CHAT_REPLY_WORDS = 3  # chitchat: "Yeah." / "Oh." teach an assistant to say nothing
 MAX_TURN_WORDS = 40  # earlier turns in the prompt
 HISTORY_TURNS = 2  # chitchat: earlier turns kept before the reply's prompt turn
 TEST_PERCENT = 2  # share of groups held out
-SYSTEM_PROMPTS = [
-    "You are a helpful voice assistant.",
-    "You are a friendly assistant. Keep replies short.",
-    "You are a voice assistant. Answer briefly and kindly.",
-]
 SYSTEM_SHARE = 0.15  # share of examples that start with a system turn (the server may send one)
 
 _URL = re.compile(r"https?://|www\.|\.com\b")
@@ -73,32 +73,6 @@ _FIXES = {
 _FIXES = [(re.compile(k, re.IGNORECASE), v) for k, v in _FIXES.items()]
 _STRETCH = re.compile(r"(.)\1{4,}")  # "eeeeehhh", "!!!!!"
 _NOISE = re.compile(r"\b(lol|lmao|lmfao|rofl|haha+|hahaha+|hehe+|xd|omg)\b[.!]*", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Example:
-    # (role, content) turns before the reply; an assistant turn that called tools is (role, content,
-    # calls), the calls as dlm_core.tool_calls describes them; a tool's result is ("tool", json text).
-    messages: tuple[tuple, ...]
-    reply: str  # the assistant's reply text (a call's markup when the reply calls a tool)
-    source: str  # one of SOURCES
-    group: str  # split key: examples sharing it land in the same split
-    tools: tuple[dict, ...] | None = None  # the functions offered, in the chat templates' shape
-
-    def chat(self) -> list[dict]:
-        out = []
-        for role, content, *calls in self.messages:
-            out.append({"role": role, "content": content} | ({"tool_calls": list(calls[0])} if calls else {}))
-        return out
-
-    def tool_list(self) -> list[dict] | None:
-        return list(self.tools) if self.tools else None
-
-    def texts(self) -> list[str]:
-        """What the model reads and writes here, for training the tokenizer: turns, calls, tool list."""
-        out = [self.reply, *(m[1] for m in self.messages if m[1])]
-        out += [call_text(c) for m in self.messages if len(m) > 2 for c in m[2]]
-        return out + ([tools_text(list(self.tools), DLM_VOICE_TOOLS_HEADER)] if self.tools else [])
 
 
 def normalize(text: str) -> str | None:
@@ -202,10 +176,6 @@ def template_examples(seed: int) -> list[Example]:
 def assistant_examples(seed: int) -> tuple[list[Example], list[Example]]:
     """(train, held-out) rows of data v2's intents and facts, each with the server's system turn mostly
     and the built-in tools on offer, as the server offers them (they render as nothing)."""
-    from training.facts import HELD_FACT, HELD_WORDING, TRAIN, fact_exchanges
-    from training.intents import intent_exchanges
-    from training.tool_data import BUILTIN_TOOLS, system_turn
-
     rng = random.Random(seed)
     rows = {
         "train": [(q.user, q.reply, INTENTS, q.group) for q in intent_exchanges(rng, False, INTENT_ROWS)]
@@ -229,8 +199,6 @@ def assistant_examples(seed: int) -> tuple[list[Example], list[Example]]:
 def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
     """(train, test) lists. A share of training examples get a system turn, drawn with `seed`; the tool
     examples (which draw their own system turns) follow the others. Sources weighing 0 are not read."""
-    from training.tool_data import tool_examples  # it builds on this module's Example
-
     rng = random.Random(seed)
     train, test = [], []
     readers = {CHITCHAT: chitchat_examples, CHATTERBOT: chatterbot_examples}

@@ -21,10 +21,10 @@ import torch
 from dlm_core.model import Transformer
 from dlm_core.sampler import SamplerConfig, generate, generate_autoregressive
 from dlm_core.tokenizer import DlmTokenizer
-from training.data import CHATTERBOT, CHITCHAT, TEMPLATES
+from training.config import TrainConfig
+from training.examples import CHATTERBOT, CHITCHAT, TEMPLATES
 from training.objectives import held_out_loss
 from training.tokenized import prepare_data
-from training.train import TrainConfig
 
 MAX_NEW_TOKENS = 32
 EVERYDAY = ["Hi! How is your day going?", "Can you recommend a good movie for tonight?"]

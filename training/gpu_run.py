@@ -75,8 +75,8 @@ def objective_args(name: str, out: str, tok_dir: str) -> list[str]:
 
 def prepare() -> None:
     """Tokenizer and tokenized splits for both runs (here, where the data packages are installed)."""
+    from training.config import TrainConfig
     from training.tokenized import prepare_data
-    from training.train import TrainConfig
 
     args = dict(zip(COMMON[::2], COMMON[1::2]))
     cfg = TrainConfig(

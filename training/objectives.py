@@ -18,18 +18,14 @@ Both report nats per reply token (reply + <|eot_id|>), so held-out figures compa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
 from dlm_core.model import Transformer
 from dlm_core.tokenizer import DlmTokenizer
 from training.batches import Batch, make_batch
+from training.config import TrainConfig
 from training.tokenized import TokenizedSplit
-
-if TYPE_CHECKING:
-    from training.train import TrainConfig
 
 EVAL_T_SAMPLES = 4  # stratified noise levels per held-out row for the ELBO estimate
 MIN_T = 1e-3  # keeps the 1/t weight finite

@@ -21,7 +21,8 @@ import gzip
 import json
 
 from dlm_core.tool_calls import CALL_OPEN
-from training.data import REPEATS, load_examples
+from training.data import load_examples
+from training.examples import REPEATS
 from training.turn_sentences import SENTENCES
 from turn_taking.sentence_ends import BUNDLED_TABLE, MIN_COUNT, count, table
 

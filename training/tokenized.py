@@ -10,16 +10,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from dlm_core.tokenizer import DlmTokenizer
 from training.bpe import KNOWN_TOOLS_CHAT_TEMPLATE, save_tokenizer, train_bpe
+from training.config import TrainConfig
 from training.data import load_examples
-
-if TYPE_CHECKING:
-    from training.train import TrainConfig
 
 # Bump when what the cache holds changes: an older cache is then rebuilt instead of misread.
 # 3: rows carry their source's name (2 carried its oversampling weight). 4: the tool-use source, whose
@@ -35,7 +32,7 @@ INT16_VOCAB_LIMIT = 2**15  # token ids must fit the cache's int16 tensors
 class TokenizedSplit:
     prompts: list[list[int]]
     replies: list[list[int]]  # reply ids followed by <|eot_id|>
-    sources: list[str] = field(default_factory=list)  # each row's source (training.data.SOURCES)
+    sources: list[str] = field(default_factory=list)  # each row's source (training.examples.SOURCES)
     texts: list[tuple[list[dict], str]] = field(default_factory=list)  # (messages, reply) for samples
 
 

@@ -1,6 +1,6 @@
 """Synthetic tool-use conversations, so the default model learns to call tools and to say their results.
 
-    train, held_out = tool_examples(seed)     # lists of training.data.Example, source TOOLS
+    train, held_out = tool_examples(seed)     # lists of training.examples.Example, source TOOLS
 
 Kinds of example (COUNTS), each with the tools offered: the six built-ins always (the bundled model
 knows them by heart and its chat template, dlm_core.tool_calls.known_tools_template, leaves them out of
@@ -31,7 +31,7 @@ from assistant.tools.builtin import BUILTIN_TOOLS as _REALTIME_BUILTINS
 from dlm_core.checkpoints import BUNDLED_MODEL
 from dlm_core.tokenizer import DlmTokenizer
 from dlm_core.tool_calls import DLM_VOICE_TEMPLATE, call_text
-from training.data import SYSTEM_PROMPTS, TOOLS, Example
+from training.examples import SYSTEM_PROMPTS, TOOLS, Example
 from training.facts import fact_exchanges
 from training.intents import intent_exchanges
 from training.tool_builtins import ask_builtin

@@ -29,8 +29,8 @@ Ending the turn, two ways:
   speculative transcript is in and the judge (`turn_taking.judge.TurnJudge`, or anything with its
   `p_audio` and `p_complete`: the words, and Smart Turn on the audio, run beside Whisper) finds the turn
   complete, it ends after complete_silence_ms of silence; one it is unsure of ends after
-  unsure_silence_ms (~1 s, longer than most mid-sentence pauses). "I want to go to the ..." waits; "Set a
-  timer for ten minutes." does not. Without a judge, silence only.
+  unsure_silence_ms (1.2 s, longer than a thinking pause of up to 1 s). "I want to go to the ..." waits;
+  "Set a timer for ten minutes." does not. Without a judge, silence only.
 
 Failures are values: a stage that raises becomes an EndpointError among the other events, reported once,
 and the stream goes on. A failed judge leaves that pause to the silence rule; a failed speculative Whisper
@@ -78,15 +78,18 @@ class SemanticConfig:
     judge before the counted sentence ends, 0.2 let a broken-off "I would like to book a table for"
     through in one synthesis, at p = 0.20). A wait that shrinks smoothly with p instead of these
     steps cut the mean wait of finished held-out turns from 873 to 679 ms, but ended 7.9% of
-    unfinished ones at a 0.9 s pause instead of 3.0%: the steps stay. Asking Smart Turn again later in
-    a maybe-finished pause does not help: over bench.turn_eval's 1010 clips its ROC AUC falls as the
-    silence after the speech grows (0.638 with 200 ms, 0.611 / 0.591 / 0.558 with 400 / 600 / 800 ms),
-    unfinished turns scoring higher faster than finished ones."""
+    unfinished ones at a 0.9 s pause instead of 3.0%: the steps stay. The maybe band's silence is 1.2 s
+    since issue 29 (1 s before): a person's thinking pause after a clause or inside a list lasts up to
+    about a second, and on bench.turn_eval's held-out thinking pauses that band alone took the cut-offs
+    up to 1 s from 33 to 20 %; finished turns waited 35 ms longer on average for it. Asking Smart Turn
+    again later in a maybe-finished pause does not help: over bench.turn_eval's 1010 clips its ROC AUC
+    falls as the silence after the speech grows (0.638 with 200 ms, 0.611 / 0.591 / 0.558 with 400 / 600
+    / 800 ms), unfinished turns scoring higher faster than finished ones."""
 
     complete_silence_ms: int = 200  # silence after which a turn judged complete ends
     max_wait_ms: int = 2000  # silence after which any turn ends (an unfinished one waits this long)
     threshold: float = 0.5  # p_complete at or above which the turn is judged complete
-    unsure_silence_ms: int = 1000  # silence after which a turn that may be finished ends
+    unsure_silence_ms: int = 1200  # silence after which a turn that may be finished ends
     unsure_threshold: float = 0.3  # p_complete at or above which it may be (below: unfinished)
 
     def __post_init__(self):
@@ -114,7 +117,7 @@ class SemanticConfig:
 # long an unfinished one waits.
 EAGERNESS = {
     "low": SemanticConfig(complete_silence_ms=400, unsure_silence_ms=2000, max_wait_ms=4000),
-    "medium": SemanticConfig(complete_silence_ms=200, unsure_silence_ms=1000, max_wait_ms=2000),
+    "medium": SemanticConfig(complete_silence_ms=200, unsure_silence_ms=1200, max_wait_ms=2000),
     "high": SemanticConfig(complete_silence_ms=150, unsure_silence_ms=600, max_wait_ms=1000),
 }
 EAGERNESS["auto"] = EAGERNESS["medium"]
