@@ -175,7 +175,7 @@ def train_requests(seed: int = 0) -> set[str]:
 def evaluate(name: str, path: str, items, cases, presets) -> tuple[dict, dict]:
     """(scores by decoding, replies by decoding) of one model."""
     model, tok = load(path)
-    decodings = [AR] if model.cfg.logits_shift else list(presets)
+    decodings = [AR] if model.cfg.attention == "causal" else list(presets)  # a shifted diffusion model too
     scores, replies = {}, {}
     for decoding in decodings:
         speaker = Speaker(model, tok, decoding)
