@@ -81,7 +81,7 @@ class ToolTurn:
         if call.name not in self.names:
             log.warning("the model called %r, which is not offered; the reply ends there", call.name)
             return None
-        await reply.released.wait()  # a held (speculative) reply runs nothing until its turn is confirmed
+        await reply.gate.opened()  # a held (speculative) reply runs nothing until its turn is confirmed
         call_id = new_id("call")
         item = Item(
             new_id("item"),
