@@ -172,7 +172,10 @@ class ReplyStream:
             r.clock.first_text = time.perf_counter()
         await self._open_message()
         r.text += text
-        await self.emit(F.TextDelta(r.turn_id, r.response_id, r.item_id, text, self.speaks, r.message_index))
+        delta = F.TextDelta(
+            r.turn_id, r.response_id, r.item_id, text=text, spoken=self.speaks, output_index=r.message_index
+        )
+        await self.emit(delta)
         for piece in chunker.push(text) if chunker is not None else ():
             await _put(pieces, piece, tts)
             await self._first_audio_first(tts)
@@ -217,7 +220,10 @@ class ReplyStream:
             if r.clock.first_audio is None:
                 r.clock.first_audio = time.perf_counter()
             index = r.message_index or 0
-            await self.emit(F.AudioOut(r.turn_id, r.response_id, r.item_id, x, rate, piece, index))
+            out = F.AudioOut(
+                r.turn_id, r.response_id, r.item_id, samples=x, rate=rate, text=piece, output_index=index
+            )
+            await self.emit(out)
         return True
 
     async def _pace(self) -> None:

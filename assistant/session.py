@@ -350,18 +350,18 @@ class Session:
         metrics = reply.clock.latency_ms()
         done = F.ResponseDone(
             self.turns.current,
-            reply.response_id,
-            reply.item_id,
-            status,
-            text,
-            reply.modalities,
-            reason,
-            reply.spoken.audio_ms,
-            metrics,
-            reply.calls,
-            reply.message_index,
-            reply.metadata,
-            reply.clock.p_complete,
+            response_id=reply.response_id,
+            item_id=reply.item_id,
+            status=status,
+            text=text,
+            modalities=reply.modalities,
+            reason=reason,
+            audio_ms=reply.spoken.audio_ms,
+            metrics=metrics,
+            calls=reply.calls,
+            message_index=reply.message_index,
+            metadata=reply.metadata,
+            p_complete=reply.clock.p_complete,
         )
         await self.emit(done)
         if self.on_turn is not None:
