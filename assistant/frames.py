@@ -66,8 +66,10 @@ class Interrupted(SystemFrame):
     played_ms: float  # reply audio the listener has heard (estimated), which the history keeps
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ResponseDone(SystemFrame):
+    """A response ended. Built with keywords only: it carries a dozen values, several of one type."""
+
     response_id: str
     item_id: str
     status: str  # "completed" | "cancelled" | "failed"

@@ -19,6 +19,10 @@ STAGES = (
 )
 
 
+# What the user's side of a turn marks on its clock (the rest is the reply's).
+HEARD = ("speech_end", "stop_decided", "transcript", "turn_judge_ms", "p_complete")
+
+
 @dataclass
 class LatencyClock:
     """perf_counter marks of one turn. Durations in ms; voice_to_voice is end of user speech (the VAD's
@@ -49,6 +53,11 @@ class LatencyClock:
             "lm_round_trip": span(self.lm_sent, self.lm_answered),
             "lm_first_text": span(self.lm_sent, self.first_text),
         }
+
+    def take_heard(self, heard: LatencyClock) -> None:
+        """A held reply's clock takes the marks of the user's turn it turned out to answer."""
+        for name in HEARD:
+            setattr(self, name, getattr(heard, name))
 
     def network_lm(self, stream) -> None:
         """A remote LM's stream (its `sent` and `headers_at` marks); a local one has none."""

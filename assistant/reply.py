@@ -1,11 +1,12 @@
 """One reply, streamed: the LM's committed text -> sentence chunks -> piper -> paced audio frames.
 
-    reply = Reply(response_id, item_id, turn_id, clock, modalities, cfg)
-    await ReplyStream(reply, engines, emit, turns).run(messages, session_id, tools)
+    reply = Reply(response_id, item_id, turn_id, clock, modalities, cfg, gate=Gate(emit))
+    await ReplyStream(reply, engines, turns).run(messages, session_id, tools)
 
 The LM and piper are synchronous iterators pulled through `ThreadIter`, so cancelling the task that runs
 `run()` stops both between two steps. Frames are stamped with the reply's turn id; once an interruption
-advances the session's turn, `emit` drops them and the speaker stops.
+advances the session's turn, `emit` drops them and the speaker stops. Every frame goes out through the
+reply's `Gate` (assistant/speculation.py), which holds a speculative reply's output until its turn ends.
 
 Tool calls: the committed text goes through a `ToolCallParser`, so call markup is never spoken or shown.
 When the model calls a tool, its pass ends there and `tools.handle` decides: a built-in tool has run and
@@ -19,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from assistant import frames as F
@@ -27,6 +27,7 @@ from assistant.bridge import END, ThreadIter
 from assistant.config import SessionConfig
 from assistant.engines import Engines
 from assistant.metrics import LatencyClock
+from assistant.speculation import Gate
 from assistant.turns import SpokenReply, TurnIds
 from audio import pcm
 from audio.chime import chime
@@ -47,15 +48,10 @@ class Reply:
     clock: LatencyClock
     modalities: tuple[str, ...]
     cfg: SessionConfig  # the session's settings with this response's overrides
+    gate: Gate  # where its frames go out: held until the turn is confirmed for a speculative reply
     spoken: SpokenReply = field(default_factory=SpokenReply)
     text: str = ""
     task: asyncio.Task | None = None
-    # A speculative reply (started in the user's pause, before the end of the turn is confirmed) is held:
-    # its text frames wait in `held` and its audio waits for `released`, so nothing reaches the client
-    # unless the turn really ended. Other replies are released from the start.
-    released: asyncio.Event = field(default_factory=asyncio.Event)
-    held: list = field(default_factory=list)
-    user_text: str = ""  # speculative: the transcript it answers
     nfe: int = 0  # forward passes the LM spent on it
     synthesized_ms: float = 0.0  # audio piper made for it (sent or not)
     outputs: int = 0  # output items announced so far (function calls, the message)
@@ -78,10 +74,8 @@ class Reply:
 
 
 class ReplyStream:
-    def __init__(
-        self, reply: Reply, engines: Engines, emit: Callable[[F.Frame], Awaitable[None]], turns: TurnIds
-    ):
-        self.reply, self.engines, self._emit, self.turns = reply, engines, emit, turns
+    def __init__(self, reply: Reply, engines: Engines, turns: TurnIds):
+        self.reply, self.engines, self.turns = reply, engines, turns
         self.speaks = "audio" in reply.modalities and engines.tts is not None
         self._voiced = asyncio.Event()  # piper has made the reply's first audio (or stopped)
 
@@ -165,10 +159,7 @@ class ReplyStream:
         await self._text(text, chunker, pieces, tts)
 
     async def emit(self, frame: F.Frame) -> None:
-        if self.reply.released.is_set():
-            await self._emit(frame)
-        else:
-            self.reply.held.append(frame)
+        await self.reply.gate.send(frame)
 
     async def _open_message(self) -> None:
         """Announce the message item before its first words."""
@@ -181,7 +172,10 @@ class ReplyStream:
             r.clock.first_text = time.perf_counter()
         await self._open_message()
         r.text += text
-        await self.emit(F.TextDelta(r.turn_id, r.response_id, r.item_id, text, self.speaks, r.message_index))
+        delta = F.TextDelta(
+            r.turn_id, r.response_id, r.item_id, text=text, spoken=self.speaks, output_index=r.message_index
+        )
+        await self.emit(delta)
         for piece in chunker.push(text) if chunker is not None else ():
             await _put(pieces, piece, tts)
             await self._first_audio_first(tts)
@@ -215,7 +209,7 @@ class ReplyStream:
         """Send one synthesized chunk in AUDIO_FRAME_MS frames, paced; False once the reply is stale."""
         r = self.reply
         r.synthesized_ms += pcm.samples_to_ms(len(samples), rate)
-        await r.released.wait()  # a held reply's first audio waits here, already synthesized
+        await r.gate.opened()  # a held reply's first audio waits here, already synthesized
         step = pcm.ms_to_samples(AUDIO_FRAME_MS, rate)
         for i in range(0, len(samples), step):
             await self._pace()
@@ -226,7 +220,10 @@ class ReplyStream:
             if r.clock.first_audio is None:
                 r.clock.first_audio = time.perf_counter()
             index = r.message_index or 0
-            await self.emit(F.AudioOut(r.turn_id, r.response_id, r.item_id, x, rate, piece, index))
+            out = F.AudioOut(
+                r.turn_id, r.response_id, r.item_id, samples=x, rate=rate, text=piece, output_index=index
+            )
+            await self.emit(out)
         return True
 
     async def _pace(self) -> None:

@@ -34,6 +34,7 @@ from assistant.engines import Engines
 from assistant.listener import Listener
 from assistant.metrics import SPECULATION_COUNTS, LatencyClock
 from assistant.reply import Reply, ReplyStream
+from assistant.speculation import Gate
 from assistant.timer_watch import TimerWatch
 from assistant.tool_turn import ToolTurn
 from assistant.tools.builtin import Toolbox
@@ -189,7 +190,7 @@ class Session:
         item, self._user_item, self._clock = self._user_item or new_id("item"), None, None
         text, self._unfinished = self._joined(ev.text), ""
         held = self._speculative
-        if held is not None and held.user_text != text:
+        if held is not None and held.gate.assumed != text:
             await self._discard_speculative()
             held = None
         self._speculative = None
@@ -261,7 +262,6 @@ class Session:
         cfg = self.cfg.replace(**(overrides or {}))
         reply = self._start_reply(clock, modalities or cfg.output_modalities, cfg)
         self.reply = reply
-        reply.released.set()
         await self.emit(F.ResponseStarted(reply.turn_id, reply.response_id, reply.item_id, reply.modalities))
         return reply
 
@@ -274,7 +274,14 @@ class Session:
         clock.response_start = time.perf_counter()
         turn = self.turns.advance()
         reply = Reply(
-            new_id("resp"), new_id("item"), turn, clock, modalities, cfg, user_text=user_text, **extra
+            response_id=new_id("resp"),
+            item_id=new_id("item"),
+            turn_id=turn,
+            clock=clock,
+            modalities=modalities,
+            cfg=cfg,
+            gate=Gate(self.emit, assumed=user_text),
+            **extra,
         )
         messages = self.conversation.messages(cfg.instructions)
         if user_text:
@@ -306,15 +313,10 @@ class Session:
 
     async def _release(self, reply: Reply, heard: LatencyClock) -> None:
         """The turn ended as the held reply assumed: it becomes the reply, and what it held goes out."""
-        reply.clock.speech_end = heard.speech_end
-        reply.clock.stop_decided, reply.clock.transcript = heard.stop_decided, heard.transcript
-        reply.clock.turn_judge_ms, reply.clock.p_complete = heard.turn_judge_ms, heard.p_complete
         self.reply = reply
         self.speculation["used"] += 1
-        await self.emit(F.ResponseStarted(reply.turn_id, reply.response_id, reply.item_id, reply.modalities))
-        while reply.held:  # in order; the stream keeps holding until the list is empty
-            await self.emit(reply.held.pop(0))
-        reply.released.set()
+        started = F.ResponseStarted(reply.turn_id, reply.response_id, reply.item_id, reply.modalities)
+        await reply.gate.release(started, reply.clock, heard)
 
     async def _discard_speculative(self, wait: bool = False) -> None:
         """Drop the held reply (it stops before its next LM step or piper piece; `wait` for that)."""
@@ -355,8 +357,8 @@ class Session:
 
     async def _respond(self, reply: Reply, messages: list[dict], tools: ToolTurn) -> None:
         try:
-            await ReplyStream(reply, self.engines, self.emit, self.turns).run(messages, self.id, tools)
-            await reply.released.wait()  # a held reply finishes only as the reply to a confirmed turn
+            await ReplyStream(reply, self.engines, self.turns).run(messages, self.id, tools)
+            await reply.gate.opened()  # a held reply finishes only as the reply to a confirmed turn
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 -- reported as a failed response, the session lives on
@@ -384,23 +386,23 @@ class Session:
         metrics = reply.clock.latency_ms()
         done = F.ResponseDone(
             self.turns.current,
-            reply.response_id,
-            reply.item_id,
-            status,
-            text,
-            reply.modalities,
-            reason,
-            reply.spoken.audio_ms,
-            metrics,
-            reply.calls,
-            reply.message_index,
-            reply.metadata,
-            reply.clock.p_complete,
+            response_id=reply.response_id,
+            item_id=reply.item_id,
+            status=status,
+            text=text,
+            modalities=reply.modalities,
+            reason=reason,
+            audio_ms=reply.spoken.audio_ms,
+            metrics=metrics,
+            calls=reply.calls,
+            message_index=reply.message_index,
+            metadata=reply.metadata,
+            p_complete=reply.clock.p_complete,
         )
         await self.emit(done)
         if self.on_turn is not None:
             turn = {"session_id": self.id, "response_id": reply.response_id, "item_id": reply.item_id}
-            turn.update(status=status, speculative=bool(reply.user_text), p_complete=reply.clock.p_complete)
+            turn.update(status=status, speculative=reply.gate.speculative, p_complete=reply.clock.p_complete)
             self.on_turn({**turn, "latency_ms": metrics})
 
     # -- tools ---------------------------------------------------------------------------------------
@@ -419,7 +421,6 @@ class Session:
         """A reply nobody asked for (a timer went off; `extra`: its Reply fields), started at once."""
         reply = self._start_reply(LatencyClock(), self.cfg.output_modalities, self.cfg, **extra)
         self.reply = reply
-        reply.released.set()
         await self.emit(
             F.ResponseStarted(
                 reply.turn_id, reply.response_id, reply.item_id, reply.modalities, reply.metadata

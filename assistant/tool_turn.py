@@ -81,7 +81,7 @@ class ToolTurn:
         if call.name not in self.names:
             log.warning("the model called %r, which is not offered; the reply ends there", call.name)
             return None
-        await reply.released.wait()  # a held (speculative) reply runs nothing until its turn is confirmed
+        await reply.gate.opened()  # a held (speculative) reply runs nothing until its turn is confirmed
         call_id = new_id("call")
         item = Item(
             new_id("item"),
@@ -95,8 +95,17 @@ class ToolTurn:
         self.conversation.add(item)
         reply.calls.append(item.realtime())
         index = reply.next_index()
-        ids = (reply.turn_id, reply.response_id, item.id, index, item.call_id)
-        await emit(F.FunctionCall(*ids, call.name, call.arguments))
+        await emit(
+            F.FunctionCall(
+                reply.turn_id,
+                response_id=reply.response_id,
+                item_id=item.id,
+                output_index=index,
+                call_id=item.call_id,
+                name=call.name,
+                arguments=call.arguments,
+            )
+        )
         if call.name in self.client or self.toolbox is None:
             return None
         output = self.toolbox.run(call.name, call.arguments)

@@ -174,7 +174,7 @@ def run_presets(model, tok, prompts, max_new: int, ref: Stats) -> dict:
     return out
 
 
-def summarize(name, model, args, prompts, max_new, ref, fast, ar, twin, presets) -> dict:
+def summarize(name, model, args, prompts, *, max_new, ref, fast, ar, twin, presets) -> dict:
     """The machine-readable result (the JSON line)."""
     result = {
         "model": name,
@@ -249,7 +249,9 @@ def main(argv=None) -> int:
     fast = run_diffusion(model, tok, prompts, fast_cfg)
     ar = run_autoregressive(twin[0], twin[1], prompts, max_new) if twin else None
     presets = run_presets(model, tok, prompts, max_new, ref) if args.presets else {}
-    result = summarize(name, model, args, prompts, max_new, ref, fast, ar, twin, presets)
+    result = summarize(
+        name, model, args, prompts, max_new=max_new, ref=ref, fast=fast, ar=ar, twin=twin, presets=presets
+    )
     print_table(result, [("reference", ref), ("fast", fast)] + ([("ar twin", ar)] if ar else []), presets)
     print(json.dumps(result))
     return 0

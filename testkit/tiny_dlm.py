@@ -3,8 +3,8 @@
 `tiny_tokenizer()` trains a byte-level BPE on a few sentences and writes it, with a ChatML chat
 template and special tokens, in the Hugging Face layout the real checkpoints use.
 `trained_model(attention, shift)` trains a 2-layer model for a few seconds to memorise three
-prompt -> reply pairs with a masked-diffusion loss (or a next-token loss for the causal AR twin),
-so tests can assert that real text comes out. Both are cached per process.
+prompt -> reply pairs with training's own objectives (the masked-diffusion loss, or the next-token loss
+for the causal AR twin), so tests can assert that real text comes out. Both are cached per process.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import atexit
 import functools
 import hashlib
 import json
+import random
 import shutil
 import tempfile
 import time
@@ -20,11 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from dlm_core.model import ModelConfig, Transformer
 from dlm_core.tokenizer import DlmTokenizer
+from training.batches import make_batch
+from training.config import Schedule, TrainConfig
+from training.objectives import ar_loss, diffusion_loss, draw_noise
+from training.train import ADAM_BETAS, GRAD_CLIP_NORM
 
 MASK, EOT, EOS, IM_START = "<|mask|>", "<|im_end|>", "<|endoftext|>", "<|im_start|>"
 SPECIALS = [EOS, IM_START, EOT, MASK]
@@ -40,6 +44,11 @@ PAIRS = [  # (user message, memorised reply)
 GEN_LEN = 48  # reply canvas the models are trained for (reply, end-of-turn, EOS padding)
 TINY_BLOCK = 16  # block size of the block-causal tiny models
 VOCAB_SIZE = 360  # BPE vocabulary incl. the 256 byte symbols and the special tokens
+LR, WARMUP = 3e-3, 20  # a few hundred steps on three rows: a high peak, a short warmup, decay to 0
+PAD_WEIGHT, WEIGHTING = TrainConfig.pad_weight, TrainConfig.loss_weighting  # training's defaults
+_TRAINING = Path(__file__).resolve().parents[1] / "training"
+# What a trained tiny model comes from: a change to any of these trains it anew (`_trained`'s cache key).
+RECIPE_FILES = (Path(__file__), *(_TRAINING / f for f in ("objectives.py", "batches.py", "config.py")))
 
 
 def _tmpdir(prefix: str) -> Path:
@@ -116,64 +125,30 @@ class Loaded:
     path: Path | None = None
 
 
-def _examples(tokenizer: DlmTokenizer, prompted) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, reply text) -> (prompt ids, reply ids + end of turn, padded to GEN_LEN)."""
-    sp = tokenizer.special
-    out = []
-    for prompt, a in prompted:
-        reply = tokenizer.encode(a) + [sp.end_of_turn]
-        assert len(reply) <= GEN_LEN, (a, len(reply))
-        out.append((prompt, reply + [sp.eos] * (GEN_LEN - len(reply))))
-    return out
+def _rows(tokenizer: DlmTokenizer, prompted, rows: int) -> tuple[list[list[int]], list[list[int]]]:
+    """(prompt ids, reply text) -> prompts and replies (reply ids + end of turn) as training's batches
+    take them, cycled to `rows` rows."""
+    prompts, replies = [], []
+    for i in range(rows):
+        prompt, text = prompted[i % len(prompted)]
+        reply = tokenizer.encode(text) + [tokenizer.special.end_of_turn]
+        assert len(reply) <= GEN_LEN, (text, len(reply))
+        prompts.append(prompt)
+        replies.append(reply)
+    return prompts, replies
 
 
-def _batch(examples, rows: int):
-    """Right-padded [rows, L] tokens, key_valid and reply-region masks, cycling the examples."""
-    seqs = [examples[i % len(examples)] for i in range(rows)]
-    length = max(len(p) + len(r) for p, r in seqs)
-    tokens = torch.zeros(rows, length, dtype=torch.long)
-    valid = torch.zeros(rows, length, dtype=torch.bool)
-    reply = torch.zeros(rows, length, dtype=torch.bool)
-    for i, (p, r) in enumerate(seqs):
-        tokens[i, : len(p) + len(r)] = torch.tensor(p + r)
-        valid[i, : len(p) + len(r)] = True
-        reply[i, len(p) : len(p) + len(r)] = True
-    return tokens, valid, reply
-
-
-def _diffusion_targets(
-    tokens, reply, attention: str, block: int, mask_id: int, gen: torch.Generator, pad_id: int | None = None
-):
-    """Mask a random share t of the reply (one block per row for block-causal models; with `pad_id`,
-    a block holding some of the reply's words, not padding alone)."""
-    rows, length = tokens.shape
-    region = reply.clone()
-    if attention == "block_causal":
-        # Earlier blocks stay clean, as they are when the sampler decodes this block.
-        pos = torch.arange(length)
-        words = reply if pad_id is None else reply & (tokens != pad_id)
-        for i in range(rows):
-            blocks = (pos[words[i]] // block).unique()
-            b = blocks[torch.randint(len(blocks), (1,), generator=gen)]
-            region[i] &= pos // block == b
-    t = torch.rand(rows, 1, generator=gen).clamp_min(0.05)
-    masked = region & (torch.rand(rows, length, generator=gen) < t)
-    noisy = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
-    return noisy, masked, t
-
-
-def _diffusion_loss(model, tokens, valid, reply, attention: str, shift: bool, mask_id: int, gen, pad_id):
-    """One step's masked-diffusion loss: cross-entropy on the masked reply tokens, weighted 1/t."""
-    noisy, masked, t = _diffusion_targets(
-        tokens, reply, attention, model.cfg.block_size, mask_id, gen, pad_id
-    )
-    logits = model(noisy, key_valid=valid)
-    if shift:  # output i predicts token i+1
-        logits, masked, target, weight = logits[:, :-1], masked[:, 1:], tokens[:, 1:], 1 / t
+def _loss(model, batch, tokenizer: DlmTokenizer, autoregressive: bool, gen: torch.Generator) -> torch.Tensor:
+    """Nats per reply token under training's objective: the AR loss, or the diffusion loss at noise
+    levels drawn as training draws them."""
+    if autoregressive:
+        loss_sum, n = ar_loss(model, batch)
     else:
-        target, weight = tokens, 1 / t
-    per_tok = F.cross_entropy(logits[masked], target[masked], reduction="none")
-    return (per_tok * weight.expand_as(masked)[masked]).sum() / reply.sum()
+        t = draw_noise(batch.tokens.shape[0], gen)
+        loss_sum, n = diffusion_loss(
+            model, batch, tokenizer, t, pad_weight=PAD_WEIGHT, generator=gen, weighting=WEIGHTING
+        )
+    return loss_sum / n
 
 
 def train_tiny(
@@ -185,19 +160,16 @@ def train_tiny(
     pairs=None,
     tokenizer: DlmTokenizer | None = None,
     prompted: list[tuple[list[int], str]] | None = None,
-    word_blocks: bool = False,
     init: Transformer | None = None,
     **config,
 ) -> tuple[Transformer, DlmTokenizer, float]:
     """Train a tiny model to memorise `pairs` (default PAIRS), or `prompted` (prompt ids, reply) rows
-    made with `tokenizer`'s own chat template. `config`: ModelConfig overrides (e.g. max_seq_len).
-    word_blocks: train only blocks that hold some of a reply's words (padding-only blocks are easy, and
-    long replies then get their later blocks trained as often as their first). init: go on training
-    this model instead of a new one.
+    made with `tokenizer`'s own chat template, with training's objectives, batch layout and schedule
+    (training.objectives, training.batches.make_batch, training.config.Schedule). `config`: ModelConfig
+    overrides (e.g. max_seq_len). init: go on training this model instead of a new one.
     Returns (model in eval mode, tokenizer, seconds)."""
     torch.manual_seed(seed)
     tokenizer = tokenizer or tiny_tokenizer()
-    sp = tokenizer.special
     if autoregressive:
         attention, shift = "causal", True
     model = (
@@ -205,28 +177,23 @@ def train_tiny(
         if init is not None
         else Transformer(tiny_config(tokenizer.vocab_size, attention, shift, **config))
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=ADAM_BETAS, weight_decay=0.0)
+    schedule = Schedule(lr=LR, steps=steps, warmup=WARMUP, min_lr_ratio=0.0)
+    gen, rng = torch.Generator().manual_seed(seed), random.Random(seed)
     if prompted is None:
         prompted = [(prompt_ids(tokenizer, q), a) for q, a in (PAIRS if pairs is None else pairs)]
-    examples = _examples(tokenizer, prompted)
-    tokens, valid, reply = _batch(examples, rows=max(12, len(examples)))  # every example in every step
+    prompts, replies = _rows(tokenizer, prompted, rows=max(12, len(prompted)))  # every row, every step
     started = time.perf_counter()
     model.train()
     for step in range(steps):
-        if autoregressive:
-            logits = model(tokens, key_valid=valid)[:, :-1]
-            target, where = tokens[:, 1:], reply[:, 1:]
-            loss = F.cross_entropy(logits[where], target[where])
-        else:
-            pad = sp.eos if word_blocks else None
-            loss = _diffusion_loss(model, tokens, valid, reply, attention, shift, sp.mask, gen, pad)
-        for group in opt.param_groups:  # short warmup then cosine decay
-            group["lr"] = (
-                3e-3 * min(1.0, (step + 1) / 20) * 0.5 * (1 + torch.cos(torch.tensor(step / steps * 3.1416)))
-            )
+        align = 0 if autoregressive else rng.randrange(model.cfg.block_size)  # as training.batches does
+        batch = make_batch(prompts, replies, GEN_LEN, tokenizer, align)
+        loss = _loss(model, batch, tokenizer, autoregressive, gen)
+        for group in opt.param_groups:
+            group["lr"] = schedule.lr_at(step)
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
         opt.step()
     model.eval()
     return model, tokenizer, time.perf_counter() - started
@@ -240,12 +207,13 @@ def trained_model(attention: str = "block_causal", shift: bool = False, autoregr
 @functools.cache
 def _trained(attention: str, shift: bool, autoregressive: bool):
     """Trained once per machine: the weights are cached on disk under a key of everything they come from
-    (this file, the tokenizer, the setting), so the edit-test loop trains only after a change."""
+    (RECIPE_FILES, the tokenizer, the setting), so the edit-test loop trains only after a change."""
     from testkit.speech import cache_dir, write_atomically
 
     torch.set_num_threads(1)
     tokenizer = tiny_tokenizer()
-    source = Path(__file__).read_bytes() + (tiny_tokenizer_dir() / "tokenizer.json").read_bytes()
+    files = (*RECIPE_FILES, tiny_tokenizer_dir() / "tokenizer.json")
+    source = b"".join(p.read_bytes() for p in files)
     key = hashlib.sha1(source + repr((attention, shift, autoregressive)).encode()).hexdigest()[:16]
     path = cache_dir() / f"tiny_trained_{key}.pt"
     if path.is_file():

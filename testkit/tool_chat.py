@@ -25,7 +25,7 @@ VOCAB_SIZE = 700  # enough merges that the tool list and the calls take few toke
 MAX_SEQ_LEN = 512  # the tool list plus a reply canvas fits, as in the bundled model
 # Wider than testkit.tiny_dlm's default: at dim 64 it mixed up tool names that share a prompt (measured
 # 14 of 17 rows exact after 1000 steps, against 16 of 17 at dim 128).
-MODEL = {"dim": 128, "mlp_dim": 384, "max_seq_len": MAX_SEQ_LEN, "word_blocks": True}
+MODEL = {"dim": 128, "mlp_dim": 384, "max_seq_len": MAX_SEQ_LEN}
 # A function only the tests define (a client's, in Realtime terms).
 CLIENT_TOOL = {
     "type": "function",

@@ -136,7 +136,9 @@ def test_spoken_reply_text_until():
 def test_turns_make_old_data_frames_stale():
     t = TurnIds()
     old = F.TextDelta(t.current, "resp_1", "item_1", "hi")
-    sys_frame = F.ResponseDone(t.current, "resp_1", "item_1", "cancelled", "", ("audio",))
+    sys_frame = F.ResponseDone(
+        t.current, response_id="resp_1", item_id="item_1", status="cancelled", text="", modalities=("audio",)
+    )
     t.advance()
     assert t.is_stale(old) and not t.is_stale(sys_frame)
 

@@ -228,7 +228,7 @@ async def test_a_malformed_tool_call_is_logged_without_what_the_model_wrote(capl
     secret = "my secret diary entry about zebras"
     (bad,) = [e for e in ToolCallParser().push(f"<tool_call>{{{secret}}}</tool_call>") if e]
     assert isinstance(bad, BadToolCall) and secret in bad.raw
-    text_only = ReplyStream(SimpleNamespace(modalities=("text",)), SimpleNamespace(tts=None), None, None)
+    text_only = ReplyStream(SimpleNamespace(modalities=("text",)), SimpleNamespace(tts=None), None)
     caplog.set_level(logging.INFO)  # the most the CLI logs (-v)
     assert await text_only._events([bad], (None, None, None)) is None  # dropped, never spoken
     logged = [r for r in caplog.records if r.name == "assistant.reply"]

@@ -145,7 +145,7 @@ def test_pads_are_down_weighted(tiny_data):
     tok, split, _, _ = tiny_data
     cfg = TrainConfig(**TINY)
     model = Transformer(cfg.model_config(tok.vocab_size))
-    batch = make_batch(split.prompts[:4], split.replies[:4], cfg, tok)
+    batch = make_batch(split.prompts[:4], split.replies[:4], cfg.reply_len, tok)
     t = torch.ones(4)  # everything masked
     gen = torch.Generator().manual_seed(0)
     full, n = batch_loss(model, batch, tok, cfg, gen, t=t, pad_weight=1.0)
@@ -158,7 +158,7 @@ def test_uniform_weighting_drops_the_one_over_t_factor(tiny_data):
     tok, split, _, _ = tiny_data
     cfg = TrainConfig(**TINY)
     model = Transformer(cfg.model_config(tok.vocab_size))
-    batch = make_batch(split.prompts[:4], split.replies[:4], cfg, tok)
+    batch = make_batch(split.prompts[:4], split.replies[:4], cfg.reply_len, tok)
 
     def loss(t, weighting):
         gen = torch.Generator().manual_seed(0)
@@ -396,7 +396,7 @@ def test_tool_examples_tokenize_with_their_tools(tool_data, tmp_path):
     for ex, prompt in zip(sample, split.prompts):
         assert prompt == tok.chat_prompt(ex.chat(), ex.tool_list())
     assert any("<tool_call>" in t for ex in sample for t in ex.texts())
-    batch = make_batch(split.prompts[:4], split.replies[:4], cfg, tok)
+    batch = make_batch(split.prompts[:4], split.replies[:4], cfg.reply_len, tok)
     assert batch.tokens.shape[1] == batch.reply_start + cfg.reply_len
 
 

@@ -39,14 +39,14 @@ class Batch:
         )
 
 
-def make_batch(prompts, replies, cfg: TrainConfig, tok: DlmTokenizer, align: int = 0) -> Batch:
+def make_batch(prompts, replies, reply_len: int, tok: DlmTokenizer, align: int = 0) -> Batch:
     """Left-pad prompts to a common width so every reply canvas starts at the same position.
 
     `align` shifts the canvas start (mod block_size) so the model sees replies starting both at and
     inside a block, whichever way a sampler lays out positions.
     """
     pad = tok.special.pad
-    B, R = len(prompts), cfg.reply_len
+    B, R = len(prompts), reply_len
     P = max(len(p) for p in prompts) + align
     tokens = torch.full((B, P + R), pad, dtype=torch.long)
     valid = torch.zeros(B, P + R, dtype=torch.bool)
@@ -88,9 +88,8 @@ class Batches:
             rows.append(self.order[self.pos])
             self.pos += 1
         align = self.rng.randrange(self.cfg.block_size) if self.cfg.objective == "diffusion" else 0
-        return make_batch(
-            [self.split.prompts[i] for i in rows], [self.split.replies[i] for i in rows], self.cfg, tok, align
-        )
+        prompts, replies = [self.split.prompts[i] for i in rows], [self.split.replies[i] for i in rows]
+        return make_batch(prompts, replies, self.cfg.reply_len, tok, align)
 
     def _bucketed(self) -> list[int]:
         """One epoch's row order: shuffled, sorted by prompt length within windows, whole batches

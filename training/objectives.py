@@ -5,7 +5,8 @@ masks each reply-canvas token with probability t and is scored on the masked one
 For "block_causal" a second, clean copy of the sequence is prepended (as in BD3-LM) so a noisy block
 attends to clean earlier blocks, exactly what the sampler's KV cache shows it at inference. A shifted
 model (`logits_shift`, a diffusion run started from AR weights) scores each position from the output
-before it (`block_predictors`), as the sampler reads it. Trailing
+before it (`block_predictors`), as the sampler reads it; a shifted bidirectional one (Dream's layout,
+which only the test kit's tiny models use) from the output before it too. Trailing
 pads after <|eot_id|> get `pad_weight` (< 1) so they cannot dominate the loss, a guard against
 collapsing onto one- or two-token replies. `loss_weighting="uniform"` drops the 1/t factor (every masked
 token counts once): the ELBO's weights let a few rows with almost nothing masked dominate a batch, and the
@@ -83,11 +84,17 @@ def block_predictors(model: Transformer, clean: torch.Tensor, noisy: torch.Tenso
     return torch.where(inside, noisy_h[:, (prev - s0).clamp_min(0)], clean_h[:, prev])
 
 
+def draw_noise(rows: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each row's noise level t ~ U(0, 1), kept above MIN_T: [rows], on the CPU like `generator`."""
+    return torch.rand(rows, generator=generator).clamp_min(MIN_T)
+
+
 def diffusion_loss(
     model: Transformer,
     batch: Batch,
     tok: DlmTokenizer,
     t: torch.Tensor,
+    *,
     pad_weight: float,
     generator: torch.Generator | None = None,
     weighting: str = "elbo",
@@ -113,6 +120,8 @@ def diffusion_loss(
         pairs = valid[:, :, None] & valid[:, None, :]  # [B, L, L]
         hidden = model(noisy, key_valid=valid, attn_mask=pairs, hidden_only=True)
         target, is_pad = tokens, batch.is_pad
+        if cfg.logits_shift:  # Dream's convention: output i predicts token i + 1
+            hidden, masked, target, is_pad = hidden[:, :-1], masked[:, 1:], tokens[:, 1:], is_pad[:, 1:]
     logits = model.lm_head(hidden).float()  # [B, Ln, V]
     nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target)
     if weighting == "elbo":
@@ -138,15 +147,15 @@ def batch_loss(model, batch, tok, cfg: TrainConfig, generator=None, t=None, pad_
     if cfg.objective == "ar":
         return ar_loss(model, batch)
     if t is None:
-        t = torch.rand(batch.tokens.shape[0], generator=generator).clamp_min(MIN_T)
+        t = draw_noise(batch.tokens.shape[0], generator)
     return diffusion_loss(
         model,
         batch,
         tok,
         t,
-        cfg.pad_weight if pad_weight is None else pad_weight,
-        generator,
-        weighting or cfg.loss_weighting,
+        pad_weight=cfg.pad_weight if pad_weight is None else pad_weight,
+        generator=generator,
+        weighting=weighting or cfg.loss_weighting,
     )
 
 
@@ -161,9 +170,8 @@ def held_out_loss(model, split: TokenizedSplit, tok, cfg: TrainConfig, rows: int
     total, count = 0.0, 0
     for start in range(0, n, cfg.batch_size):
         idx = spread[start : start + cfg.batch_size]
-        batch = make_batch([split.prompts[i] for i in idx], [split.replies[i] for i in idx], cfg, tok).to(
-            device
-        )
+        prompts, replies = [split.prompts[i] for i in idx], [split.replies[i] for i in idx]
+        batch = make_batch(prompts, replies, cfg.reply_len, tok).to(device)
         reps = 1 if cfg.objective == "ar" else EVAL_T_SAMPLES
         for k in range(reps):
             t = ((k + torch.rand(len(idx), generator=gen)) / reps).clamp_min(MIN_T)  # stratified

@@ -55,15 +55,9 @@ from turn_taking.vad import SpeechPaused, SpeechResumed, SpeechStarted, SpeechSt
 if TYPE_CHECKING:  # the judge loads torch; the endpointer needs only its two calls
     from turn_taking.judge import TurnJudge
 
-# The speculative job hears the pause's audio with at least this much silence after the speech, as it
-# did when the pause fired at 160 ms (VadConfig.pause_ms is 96 now): the rest is added as digital
-# silence. The verdict moves with the silence, Smart Turn's most: on 30 piper renditions of
-# bench.voice_latency's questions, 96 ms alone put 7 in the unfinished band (5 at a 160 ms pause);
-# padded, 50 renditions fell 25 / 17 / 8 into the finished / maybe / unfinished bands, 26 / 17 / 7 at
-# a 160 ms pause. (bench.turn_eval's clips, which the judge was fitted on, end in 200 ms of digital
-# silence.) Repeating the pause's own silence instead kept the verdicts as close (p 0.010 from the
-# 160 ms pause's on average, 0.012 with zeros, 50 other renditions) but answered the turns judged
-# finished later in bench.voice_latency (median 515 against 463 ms, 8 turns each).
+# The judge hears a pause's audio with at least this much silence after the speech, whatever
+# VadConfig.pause_ms is (digital silence makes up the rest): its verdicts move with the silence, and it
+# was fitted on clips that end in silence (README, "Turn-taking notes").
 JUDGED_SILENCE_MS = 160
 
 
@@ -72,19 +66,9 @@ class SemanticConfig:
     """End of turn judged from what was said (Realtime `semantic_vad`). The judge's p_complete sorts a
     pause three ways: finished (p >= threshold) ends after complete_silence_ms; maybe finished
     (unsure_threshold <= p < threshold) after unsure_silence_ms, with the reply prepared meanwhile;
-    unfinished waits max_wait_ms. The middle band exists because the judge is often unsure of finished
-    turns ("Tell me a joke."), while a mid-sentence pause over ~1 s is rare: on bench.turn_eval's
-    training split, p >= 0.3 holds for 79% of finished turns and 15% of unfinished ones (with the
-    judge before the counted sentence ends, 0.2 let a broken-off "I would like to book a table for"
-    through in one synthesis, at p = 0.20). A wait that shrinks smoothly with p instead of these
-    steps cut the mean wait of finished held-out turns from 873 to 679 ms, but ended 7.9% of
-    unfinished ones at a 0.9 s pause instead of 3.0%: the steps stay. The maybe band's silence is 1.2 s
-    since issue 29 (1 s before): a person's thinking pause after a clause or inside a list lasts up to
-    about a second, and on bench.turn_eval's held-out thinking pauses that band alone took the cut-offs
-    up to 1 s from 33 to 20 %; finished turns waited 35 ms longer on average for it. Asking Smart Turn
-    again later in a maybe-finished pause does not help: over bench.turn_eval's 1010 clips its ROC AUC
-    falls as the silence after the speech grows (0.638 with 200 ms, 0.611 / 0.591 / 0.558 with 400 / 600
-    / 800 ms), unfinished turns scoring higher faster than finished ones."""
+    unfinished waits max_wait_ms. The middle band is there because the judge is often unsure of finished
+    turns ("Tell me a joke."), while a mid-sentence pause over ~1 s is rare; why steps and not a smooth
+    wait, and these thresholds: README, "Turn-taking notes"."""
 
     complete_silence_ms: int = 200  # silence after which a turn judged complete ends
     max_wait_ms: int = 2000  # silence after which any turn ends (an unfinished one waits this long)

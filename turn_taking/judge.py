@@ -85,39 +85,12 @@ class Words:
     p_utterance: float | None = None  # UtteranceEnd.p_end (None: the judge has no such model)
 
 
-# Fitted by `python -m bench.turn_eval` on 536 clips of 32 sentences (piper at two speeds, four espeak-ng
-# voices; complete, broken off, and paused mid-sentence; 200 ms of trailing silence; Whisper transcripts).
-# Held out (260 clips, 16 other sentences), precision / recall of "complete": all three 0.91 / 0.51
-# (sound and twin without the counts: 0.80 / 0.51), the words alone 0.83 / 0.70, the counts alone
-# 0.83 / 0.54, the twin alone 0.76 / 0.80, the sound alone 0.46 / 0.41 (Smart Turn is weak on
-# synthetic voices). A turn cut off after a preposition or article almost never passes with the counts.
-# Those were the set's first 48 sentences (training.turn_sentences.REQUESTS). On the 18 short turns added
-# since (SHORT_TURNS, e.g. "Thank you.", "Can you help me?"), the held-out short ones score 0.93 / 0.39:
-# chat corpora rarely end a message there, so both text signals doubt them. Refitted on all 66
-# sentences the combination reaches 0.88 / 0.65 on held-out, but ends 6% of unfinished turns at a
-# 0.9 s pause instead of 3%: these weights stay.
-# Measured and rejected (2026-12-04): a logistic probe on the twin's last hidden state in place of its
-# end-of-turn probability, trained on 1.4M word boundaries of the training split's user turns (the
-# message's end against its other word ends; messages with a whole set sentence left out). It ranks
-# clips better (ROC AUC 0.864 alone against the twin's 0.784; with sound and counts 0.882 against 0.855,
-# mean of three folds of the set's sentences), but not where the judge works: at the threshold that lets
-# 3 / 6 % of train's unfinished turns through, it passes 38 / 50 % of held-out finished turns against
-# 36 / 54 %, and 13 / 23 % of the short ones against 23 / 43 % ("Thanks." 0.04: it learns the corpora's
-# habits, as the counts do, and leans on them harder).
+# Fitted by `python -m bench.turn_eval` on labelled clips of training.turn_sentences (README, "Turn-taking
+# notes": the data, the held-out precision and recall, and the alternatives measured and rejected).
+# Without Whisper's last-word probability (the 30 s path gives none): all signals, and the words alone.
 ALL = Calibration(audio=0.2361, text=0.3217, counts=0.3928, bias=0.8613, threshold=0.687)
 WORDS_ONLY = Calibration(audio=0.0, text=0.2905, counts=0.4376, bias=1.0993, threshold=0.568)
-# With Whisper's probability of the last word (2026-12-04), fitted on the train split of all 66 sentences
-# (678 clips of 44 sentences, rendered anew: the fits above were left as they were). Held out (332 clips,
-# 22 sentences), precision / recall of "complete": all four 0.96 / 0.61, the same three without it
-# (refitted) 0.78 / 0.74, Whisper's word alone 0.97 / 0.50, the words with it 0.94 / 0.74. In
-# semantic_vad's bands the judge shipped before (ALL) gave 0.91 / 0.52 on these clips, ended 3.5 % of
-# unfinished turns at a pause up to 0.9 s and 9 % at 1.2 s, and kept finished turns waiting 868 ms on
-# average; with ALL_ASR 0.96 / 0.61, 1.5 % and 7.5 %, 736 ms. On the held-out short turns 0.95 / 0.50
-# became 1.00 / 0.53, but 28 % of their unfinished clips now fall in the maybe band (ended by a 1.2 s
-# pause; none before). Over three folds of the sentences (each held out once, refitted on the others)
-# adding it raised the ROC AUC from 0.849 to 0.885, and at the threshold that lets 3 % of train's
-# unfinished turns through, it passed 51 % of held-out finished turns instead of 34 % (30 % of short ones
-# instead of 23 %).
+# With it (the short-window path), and the sound alone (no words yet).
 ALL_ASR = Calibration(audio=0.2419, text=0.1643, counts=0.3419, bias=0.1416, threshold=0.684, asr=0.33)
 WORDS_ASR = Calibration(audio=0.0, text=0.1342, counts=0.3857, bias=0.3919, threshold=0.523, asr=0.3365)
 AUDIO_ONLY = Calibration(audio=0.2578, text=0.0, counts=0.0, bias=-0.8175, threshold=0.494)

@@ -23,10 +23,8 @@ Positions are ms from the start of the stream (since the last reset). `audio_sta
 detected speech boundaries; `padded_start_ms` adds the prefix padding (what OpenAI puts in audio_start_ms),
 and `confirmed_ms` is the stream position at which the stop was decided (end + silence_duration_ms).
 SpeechPaused marks the first moment of a likely pause (pause_ms): the endpointer starts a speculative
-transcription there. The dips between words were 32-128 ms on our test speech: at 96 ms, 264 synthetic
-utterances paused 0.17 times each inside a sentence (0.06 at 160 ms), each an abandoned transcription
-while the user speaks, and on 2 of them one still ran when the real pause began; at 160 ms every turn's
-answer came 64 ms later.
+transcription there. A shorter pause_ms answers sooner and starts more transcriptions that a dip between
+words abandons (README, "Turn-taking notes").
 
 The utterance's audio is kept until the turn ends, so a turn that never pauses (someone reading aloud, a TV
 in the room) is ended after max_turn_ms as if silence had come: the kept audio stays under max_turn_ms plus
