@@ -202,6 +202,7 @@ class Session:
     async def _speech_started(self, ev: SpeechStarted) -> None:
         await self._discard_speculative()
         self._user_item = new_id("item")
+        self._unfinished = ""  # a new turn continues a half turn only when a false start reopens it
         stopped = self._stop_reply() if self.cfg.interrupt_response else None  # barge-in
         await self.emit(F.UserSpeechStarted(self.turns.current, self._user_item, ev.padded_start_ms))
         if stopped is not None:
