@@ -49,6 +49,7 @@ from dlm_core.checkpoints import BUNDLED_MODEL
 from dlm_core.model import ModelConfig
 from dlm_core.tokenizer import DlmTokenizer
 from training import turn_pauses
+from training.config import Schedule
 from training.sentence_ends import weighted_texts
 from training.turn_sentences import SENTENCES
 from turn_taking.sentence_ends import SENTENCE_SPLIT, key, words
@@ -244,10 +245,8 @@ def held_out_scores(model: EndModel, rows: Rows, batch_rows: int = 256) -> dict:
 
 
 def learning_rate(step: int, recipe: Recipe) -> float:
-    if step < recipe.warmup:
-        return recipe.lr * (step + 1) / recipe.warmup
-    t = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
-    return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+    """The LM runs' schedule: linear warmup, then cosine decay to a tenth of the peak."""
+    return Schedule(lr=recipe.lr, steps=recipe.steps, warmup=recipe.warmup, min_lr_ratio=0.1).lr_at(step)
 
 
 def new_model(recipe: Recipe, vocab_size: int) -> EndModel:
