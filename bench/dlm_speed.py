@@ -22,13 +22,12 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
+from dlm_core.checkpoints import BUNDLED_TWIN as TWIN_DIR
 from dlm_core.sampler import PRESETS, SamplerConfig, generate, generate_autoregressive
 
-TWIN_DIR = Path(__file__).resolve().parent.parent / "dlm_core" / "weights" / "twin"
 PROMPTS = [  # short voice-assistant turns
     "hi, how are you today?",
     "what's a good name for a cat?",
