@@ -237,6 +237,11 @@ def test_best_held_out_weights_are_kept_and_exported(tiny_data, tmp_path):
     shipped = load_checkpoint(export(tmp_path / "run", tmp_path / "out")).model.state_dict()
     for name, value in best["model"].items():
         torch.testing.assert_close(shipped[name].float(), value.to(torch.bfloat16).float(), msg=name)
+    last = load_checkpoint(export(tmp_path / "run", tmp_path / "last", weights="last")).model.state_dict()
+    for name, value in state["model"].items():
+        torch.testing.assert_close(last[name].float(), value.to(torch.bfloat16).float(), msg=name)
+    with pytest.raises(ValueError, match="best"):
+        export(tmp_path / "run", tmp_path / "bad", weights="newest")
 
 
 def test_time_limit_stops_with_a_checkpoint(tiny_data, tmp_path):
@@ -432,6 +437,34 @@ def test_a_trained_tokenizer_writes_the_known_tools_template(tmp_path):
     examples = [Example((("user", "Hi there"),), "Hello! How can I help?", "intents", "g")] * 20
     tok = DlmTokenizer.from_dir(build_tokenizer(cfg, examples))
     assert tok.chat_template == bpe.KNOWN_TOOLS_CHAT_TEMPLATE
+
+
+def test_a_trained_tokenizer_writes_one_token_per_digit(tmp_path):
+    """Numbers are copied digit by digit: however often "1627" occurs, it never becomes one token."""
+    texts = ["What's 1627 divided by 54? About 30.13.", "Order 583306 arrives at 08:15."] * 50
+    tok = DlmTokenizer.from_dir(bpe.save_tokenizer(bpe.train_bpe(texts, 400), tmp_path))
+    ids = tok.encode("Order 1627 at 08:15")
+    pieces = [tok.decode([i]) for i in ids]
+    assert [p for p in pieces if any(c.isdigit() for c in p)] == list("16270815"), pieces
+    assert tok.decode(ids) == "Order 1627 at 08:15"
+
+
+def test_training_functions_are_also_offered_under_coined_names(tool_data):
+    """Half the time a training function has a name made up for the example, never a held-out one, so
+    the model learns to copy the name it is offered; the call uses that name."""
+    from training.tool_catalog import HELD_OUT, TRAIN
+    from training.tool_clients import COINED_SHARE, camel
+
+    known = {m for t in TRAIN for n in t.names for m in (n, camel(n))}
+    held = {m for t in HELD_OUT for n in t.names for m in (n, camel(n))}
+    train, _ = tool_data
+    calls = [ex for ex in train if _kind(ex) == "client_call"]
+    names = [json.loads(ex.reply.split("<tool_call>")[1].split("</tool_call>")[0])["name"] for ex in calls]
+    coined = [n for n in names if n not in known]
+    assert abs(len(coined) / len(names) - COINED_SHARE) < 0.05, len(coined) / len(names)
+    assert len(set(coined)) > 300 and not set(coined) & held
+    for ex, name in zip(calls, names):
+        assert name in {t["function"]["name"] for t in ex.tools}
 
 
 def test_held_out_facts_are_only_taught_and_held_out_wordings_never_trained():

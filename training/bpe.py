@@ -29,7 +29,11 @@ KNOWN_TOOLS_CHAT_TEMPLATE = known_tools_template(BUILTIN_TOOLS)
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # One token per digit (data v3): a small model copies "1627" from a request or a tool's result
+    # digit by digit, where merged digit groups ("16", "27") made it misread and garble numbers.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -15,6 +15,8 @@ the prompt) and now and then a client's functions, which the template lists in t
   tool does) -> the reply training/intents.py or training/facts.py gives it.
 Held-out examples use other wordings of the built-in
 requests and other client functions (names unseen in training), so their score measures generalising.
+Since data v3 a training function is offered half the time under a name coined for the example
+(training.tool_clients.coined_name), so the model copies names from the list instead of recalling them.
 Every example fits the shipped 512-token context with the bundled tokenizer (one that is too long is
 drawn again); a tokenizer trained on this data needs about 2/3 as many tokens, so a training run keeps
 all tool rows with --max-prompt 384 --reply-len 64.
@@ -36,7 +38,7 @@ from training.facts import fact_exchanges
 from training.intents import intent_exchanges
 from training.tool_builtins import ask_builtin
 from training.tool_catalog import HELD_OUT, TRAIN
-from training.tool_clients import CAMEL_SHARE, ClientTool, camel, client_ask
+from training.tool_clients import CAMEL_SHARE, COINED_SHARE, ClientTool, camel, client_ask, coined_name
 from training.tool_words import Ask
 
 # The server's built-in tools in the chat templates' shape, as a session offers them.
@@ -63,6 +65,7 @@ MAX_CLIENT_TOOLS = 4
 # The shipped model's context. Prompt and reply must fit it with the bundled tokenizer, which knows no
 # tool markup and so splits it finely: a tokenizer trained on this data needs about 2/3 as many tokens.
 CONTEXT_TOKENS = 512
+HELD_NAMES = {n for t in HELD_OUT for n in t.names}  # a coined training name never takes one of these
 
 
 def call_of(ask: Ask) -> dict:
@@ -88,7 +91,13 @@ def tool_round(ask: Ask) -> list[tuple]:
 
 
 def offered_name(tool: ClientTool, rng: random.Random, held: bool) -> str:
-    name = tool.names[0] if held else rng.choice(tool.names)
+    if held:
+        name = tool.names[0]
+    elif rng.random() < COINED_SHARE:
+        name = coined_name(tool, rng)
+        name = name if name not in HELD_NAMES else tool.names[0]
+    else:
+        name = rng.choice(tool.names)
     return camel(name) if rng.random() < CAMEL_SHARE else name
 
 
