@@ -11,7 +11,9 @@ reply's `Gate` (assistant/speculation.py), which holds a speculative reply's out
 Tool calls: the committed text goes through a `ToolCallParser`, so call markup is never spoken or shown.
 When the model calls a tool, its pass ends there and `tools.handle` decides: a built-in tool has run and
 its result is in the conversation, so the LM goes on from the new messages (same response, same message
-item, same speaker); a client's function ends the response, and the client answers it.
+item, same speaker); a client's function ends the response, and the client answers it. The words after a
+built-in's result are held until that pass ends and said only if their numbers are the tool's
+(assistant/grounding.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from assistant import frames as F
 from assistant.bridge import END, ThreadIter
 from assistant.config import SessionConfig
 from assistant.engines import Engines
+from assistant.grounding import grounded
 from assistant.metrics import LatencyClock
 from assistant.speculation import Gate
 from assistant.turns import SpokenReply, TurnIds
@@ -78,6 +81,7 @@ class ReplyStream:
         self.reply, self.engines, self.turns = reply, engines, turns
         self.speaks = "audio" in reply.modalities and engines.tts is not None
         self._voiced = asyncio.Event()  # piper has made the reply's first audio (or stopped)
+        self._held: list[str] | None = None  # words of a pass that says a tool's result, until checked
 
     async def run(self, messages: list[dict], session_id: str, tools=None) -> None:
         """Stream the reply to `messages`. `tools`: the reply's ToolTurn (None: no tools offered).
@@ -105,16 +109,29 @@ class ReplyStream:
 
     async def _converse(self, messages: list[dict], session_id: str, tools, out) -> None:
         """LM passes until the model answers in words: each built-in call it makes runs, then it goes on."""
+        result = None  # (tool output, request) the pass says, after a built-in's result
         for rounds in range(MAX_TOOL_ROUNDS + 1):
-            call = await self._pass(messages, session_id, tools, rounds == 0, out)
+            call = await self._pass(messages, session_id, tools, rounds == 0, out, result)
             if call is None or tools is None or rounds == MAX_TOOL_ROUNDS:
                 return
             messages = await tools.handle(self.reply, call, self.emit)
             if messages is None:  # a client's function: the client answers it
                 return
+            request = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+            result = (messages[-1]["content"], request) if messages[-1]["role"] == "tool" else None
 
-    async def _pass(self, messages, session_id: str, tools, first: bool, out) -> ToolCall | None:
-        """One LM reply: its words go out as they are committed; returns the tool call it ends with."""
+    async def _pass(self, messages, session_id: str, tools, first: bool, out, result=None) -> ToolCall | None:
+        """One LM reply: its words go out as they are committed; returns the tool call it ends with.
+        `result`: (tool output, request) when the pass says a built-in's result: its words are held and
+        go out at the end, checked by grounding.grounded."""
+        self._held = [] if result is not None else None
+        call = await self._lm_pass(messages, session_id, tools, first, out)  # a cancel: nothing held is said
+        held, self._held = self._held, None
+        if held:
+            await self._text(grounded("".join(held), *result), *out)
+        return call
+
+    async def _lm_pass(self, messages, session_id: str, tools, first: bool, out) -> ToolCall | None:
         r = self.reply
         sampler = r.cfg.sampler(self.engines.lm.family)
         definitions = tools.definitions if tools is not None else None
@@ -147,7 +164,10 @@ class ReplyStream:
                 log.warning("the model wrote a malformed tool call (%s); it was dropped", ev.message)
                 log.debug("the malformed tool call: %r", ev.raw[:200])
                 continue
-            await self._text(ev, *out)
+            if self._held is not None:
+                self._held.append(ev)
+            else:
+                await self._text(ev, *out)
         return None
 
     async def _announce(self, text: str, out) -> None:

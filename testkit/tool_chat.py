@@ -37,12 +37,16 @@ CLIENT_TOOL = {
         "required": ["order_id"],
     },
 }
+MISREAD = "6 times 7 is 43."
 # (request, tool, arguments, what the model says once the result is in) for the built-in tools.
 BUILTIN_CALLS = [
     ("What time is it?", "get_time", {}, None),
     ("Set a timer for three seconds.", "set_timer", {"seconds": 3}, None),
     ("Set a timer for 3 seconds.", "set_timer", {"seconds": 3}, None),  # as Whisper writes it
     ("Cancel my timer.", "cancel_timer", {"all": True}, None),
+    # A misread result, as a small model may make one: the reply's grounding (assistant/grounding.py)
+    # must say the tool's "6 times 7 is 42" instead.
+    ("What is 6 times 7?", "calculate", {"expression": "6 * 7"}, MISREAD),
 ]
 CLIENT_CALL = ("Where is my order 427?", {"order_id": "427"})
 CLIENT_RESULT = '{"status": "shipped", "arrives": "Friday"}'

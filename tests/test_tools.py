@@ -61,6 +61,22 @@ async def test_a_builtin_call_runs_and_joins_the_conversation(engines):
     assert messages[1]["tool_calls"][0]["function"]["name"] == "get_time" and messages[2]["role"] == "tool"
 
 
+@needs_tiny
+async def test_a_misread_result_is_said_as_the_tool_says_it(engines):
+    """The tiny model memorised a wrong sum after calculate's result (testkit.tool_chat.MISREAD): the
+    words said are the tool's, and the wrong number never goes out, not even in a text delta."""
+    s = tool_session(engines)
+    got: list = []
+    try:
+        done = await ask(s, "What is 6 times 7?", got)
+    finally:
+        await s.close()
+    outputs = [f for f in got if isinstance(f, F.FunctionOutput)]
+    assert [json.loads(f.output)["result"] for f in outputs] == [42]
+    text = "".join(f.text for f in got if isinstance(f, F.TextDelta))
+    assert text == json.loads(outputs[0].output)["text"] == done.text and "43" not in text
+
+
 def fake_clock(s: Session) -> FakeClock:
     """Put the session's timers on a clock that moves only when the test advances it."""
     clock = FakeClock()
