@@ -7,7 +7,8 @@ A built-in tool (time, arithmetic, units, timers) runs here, in-process, and bot
 join the conversation as completed items, so a Realtime client sees what happened; the LM then goes on
 from the new messages. A client's function (session.tools) ends the response: the client runs it and
 answers with a function_call_output item and response.create. A client function shadows a built-in of
-the same name.
+the same name. A call to a name not offered means the one offered function whose parameters take its
+arguments, if there is exactly one (dlm_core.tool_calls.offered_call); else the reply ends there.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from assistant.config import SessionConfig
 from assistant.conversation import CALL, OUTPUT, Conversation, Item
 from assistant.tools.builtin import Toolbox
 from assistant.turns import new_id
-from dlm_core.tool_calls import CALL_OPEN
+from dlm_core.tool_calls import CALL_OPEN, offered_call
 
 log = logging.getLogger(__name__)
 FORCED_CALL = CALL_OPEN + '{"name": '  # how a forced call starts (the parser takes any spacing)
@@ -72,15 +73,18 @@ class ToolTurn:
         self.prefix = forced_prefix(choice) if offered else ""
         if choice == "none":
             offered = []
-        self.names = {t["name"] for t in offered}
         self.definitions = [template_tool(t) for t in offered] or None
 
     async def handle(self, reply, call, emit: Callable[[F.Frame], Awaitable[None]]) -> list[dict] | None:
         """The model called `call`: report it, run it if it is built-in. Returns the messages the LM
         goes on from, or None when the reply ends here."""
-        if call.name not in self.names:
+        meant = offered_call(call, self.definitions)
+        if meant is None:
             log.warning("the model called %r, which is not offered; the reply ends there", call.name)
             return None
+        if meant.name != call.name:
+            log.info("the model called %r: %r takes its arguments, and is called", call.name, meant.name)
+            call = meant
         await reply.gate.opened()  # a held (speculative) reply runs nothing until its turn is confirmed
         call_id = new_id("call")
         item = Item(

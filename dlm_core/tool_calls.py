@@ -254,6 +254,25 @@ def parse_call(body: str) -> ToolCall | BadToolCall:
     return ToolCall(name, json.dumps(args, ensure_ascii=False))
 
 
+def offered_call(call: ToolCall, tools: list[dict] | None) -> ToolCall | None:
+    """The call as one of the offered `tools` (chat-template shape) takes it, or None when none does.
+
+    A small model may copy a function's arguments right and its name wrong ("check_text" with the
+    `to` and `message` of the offered `text_contact`). Such a call means the one offered function whose
+    parameters take exactly those arguments (all its required ones, none it does not know); with no
+    such function, or several ({} fits every function without required parameters), it means none."""
+    functions = [t.get("function", t) for t in tools or []]
+    if any(f.get("name") == call.name for f in functions):
+        return call
+    args = set(json.loads(call.arguments))
+    fits = [f["name"] for f in functions if _takes(f.get("parameters") or {}, args)]
+    return ToolCall(fits[0], call.arguments) if len(fits) == 1 else None
+
+
+def _takes(parameters: dict, args: set[str]) -> bool:
+    return set(parameters.get("required", [])) <= args <= set(parameters.get("properties", {}))
+
+
 def _partial_tag(text: str) -> int:
     """Length of the longest tail of `text` that could still grow into a tag."""
     for n in range(min(len(text), len(CALL_CLOSE) - 1), 0, -1):

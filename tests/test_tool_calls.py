@@ -19,6 +19,7 @@ from dlm_core.tool_calls import (
     BadToolCall,
     ToolCall,
     ToolCallParser,
+    offered_call,
     parse_tool_calls,
     tool_line,
     tools_text,
@@ -380,3 +381,32 @@ def test_a_garbled_tag_still_opens_a_call_and_is_never_spoken():
         events = p.push(text[:cut]) + p.push(text[cut:]) + p.flush()
         spoken = "".join(e for e in events if isinstance(e, str))
         assert spoken.strip() == "Sure." and isinstance(events[-1], BadToolCall), (cut, events)
+
+
+def _fn(name: str, required: list[str], optional: list[str] = ()) -> dict:
+    properties = {k: {"type": "string"} for k in [*required, *optional]}
+    parameters = {"type": "object", "properties": properties, "required": required}
+    return {"type": "function", "function": {"name": name, "description": "", "parameters": parameters}}
+
+
+def test_a_misnamed_call_means_the_one_offered_function_its_arguments_fit():
+    from assistant.tools.builtin import BUILTIN_TOOLS
+
+    builtins = [{"type": "function", "function": t} for t in BUILTIN_TOOLS]
+    offered = [
+        _fn("text_contact", ["to", "message"]),
+        _fn("find_nearby", ["category"], ["open_now"]),
+        *builtins,
+    ]
+    right = ToolCall("text_contact", '{"to": "Mum", "message": "hi"}')
+    assert offered_call(right, offered) is right
+    assert offered_call(ToolCall("check_text", right.arguments), offered) == right
+    assert offered_call(ToolCall("nearby", '{"category": "ATM", "open_now": true}'), offered) == ToolCall(
+        "find_nearby", '{"category": "ATM", "open_now": true}'
+    )
+    # Arguments no offered function takes, or that several take ({} fits every one without required
+    # parameters: get_time, list_timers, ...): no function is meant.
+    assert offered_call(ToolCall("check_text", '{"to": "Mum"}'), offered) is None
+    assert offered_call(ToolCall("order_coffee", '{"drink": "latte"}'), offered) is None
+    assert offered_call(ToolCall("what_time", "{}"), offered) is None
+    assert offered_call(right, None) is None

@@ -28,7 +28,7 @@ import torch
 from dlm_core.checkpoints import load_checkpoint
 from dlm_core.presets import PRESET_NAMES
 from dlm_core.sampler import SamplerConfig, generate, generate_autoregressive
-from dlm_core.tool_calls import ToolCall, parse_tool_calls
+from dlm_core.tool_calls import ToolCall, offered_call, parse_tool_calls
 from training.eval_set import eval_items, key
 from training.tool_data import BUILTIN_TOOLS, DEFAULT_SYSTEM, Talk, client_example, tool_examples
 
@@ -150,17 +150,24 @@ def client_sets(seed: int = 0) -> dict[str, list]:
 
 
 def call_accuracy(speaker: Speaker, cases: dict[str, list]) -> dict:
-    """Share of right calls (name and arguments) on seen and unseen functions; share of no call."""
+    """Share of right calls (name and arguments) on seen and unseen functions; share of no call. Each
+    entry: [share as the server runs it (a name not offered is taken as the one offered function its
+    arguments fit, dlm_core.tool_calls.offered_call), rows, share of calls the model named right itself]."""
     out = {}
     for name, rows in cases.items():
-        right = 0
+        right = named = 0
         for messages, tools, want in rows:
             calls = [e for e in parse_tool_calls(speaker.reply(messages, tools)) if not isinstance(e, str)]
             if want is None:
                 right += not calls
-            elif len(calls) == 1 and isinstance(calls[0], ToolCall) and calls[0].name == want.name:
-                right += json.loads(calls[0].arguments) == json.loads(want.arguments)
-        out[name] = [round(right / max(1, len(rows)), 3), len(rows)]
+                named += not calls
+            elif len(calls) == 1 and isinstance(calls[0], ToolCall):
+                same_args = json.loads(calls[0].arguments) == json.loads(want.arguments)
+                meant = offered_call(calls[0], tools)
+                right += same_args and meant is not None and meant.name == want.name
+                named += same_args and calls[0].name == want.name
+        n = max(1, len(rows))
+        out[name] = [round(right / n, 3), len(rows), round(named / n, 3)]
     return out
 
 
