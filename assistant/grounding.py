@@ -4,7 +4,8 @@ The default model is small: copying "It's 9:56 PM" or "828 divided by 18 is 46" 
 it can misread a digit, and a person who asked for the time or a sum must not hear a wrong one. So the
 words the model says after a built-in tool's result are held until that pass ends (one short sentence:
 tens of milliseconds of LM time) and checked: if they hold a number that is neither in the result nor
-in the conversation's last request, the tool's own spoken sentence (its "text") is said instead.
+in the conversation's last request, or miss the number a sum comes to (the result's "result"), the
+tool's own spoken sentence (its "text") is said instead.
 
     grounded("It's 9:56 PM.", '{"time": "21:56", "text": "It's 9:56 PM on Monday."}', "what time is it")
     # -> "It's 9:56 PM."; "It's 9:65 PM." -> "It's 9:56 PM on Monday."
@@ -46,9 +47,24 @@ def spoken_result(output: str) -> str | None:
 
 
 def grounded(reply: str, output: str, request: str = "") -> str:
-    """`reply` if every number it says is in the tool's `output` or the `request`, else the tool's own
-    sentence (the reply itself where the tool has none)."""
+    """`reply` if every number it says is in the tool's `output` or the `request`, and it says the
+    output's "result" where there is a numeric one (a sum: "9 divided by 3 is 3", not "It is 9"); else
+    the tool's own sentence (the reply itself where the tool has none)."""
     said = numbers(reply)
-    if not said or said <= numbers(output) | numbers(request):
+    answer = _result(output)
+    if said <= numbers(output) | numbers(request) and (answer is None or answer in said):
         return reply
     return spoken_result(output) or reply
+
+
+def _result(output: str) -> str | None:
+    """The canonical number of the output's "result" field, if it has a numeric one."""
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return None
+    result = value.get("result") if isinstance(value, dict) else None
+    if isinstance(result, bool) or not isinstance(result, int | float):
+        return None
+    found = numbers(f"{abs(result)}")
+    return next(iter(found)) if len(found) == 1 else None

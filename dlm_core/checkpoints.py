@@ -25,7 +25,10 @@ from dlm_core.model import ModelConfig, Transformer, rope_tables
 from dlm_core.tokenizer import DlmTokenizer
 
 BUNDLED_MODEL = Path(__file__).resolve().parent / "weights" / "default"
-BUNDLED_TWIN = BUNDLED_MODEL.parent / "twin"  # its autoregressive twin (the turn judge reads it too)
+BUNDLED_TWIN = BUNDLED_MODEL.parent / "twin"  # its autoregressive twin
+# The data-v1 AR twin (11.8M, the bundled twin until data v3): the turn judge reads it (its calibration
+# was fit on this model's probabilities) and its tokenizer sizes the tool data (training.tool_data).
+JUDGE_TWIN = BUNDLED_MODEL.parent / "judge_twin"
 MODEL_ENV = "DLM_MODEL"
 OUR_MODEL_TYPE = "dlm_voice"
 # RoPE tables are precomputed for max_seq_len positions; Qwen configs advertise 32k-131k, far more

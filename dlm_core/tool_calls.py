@@ -235,9 +235,13 @@ def parse_call(body: str) -> ToolCall | BadToolCall:
     models write that), may be a string holding JSON, and may be left out for a call without any."""
     raw = CALL_OPEN + body + CALL_CLOSE
     try:
-        obj = json.loads(body)
+        # The object, and nothing after it but stray characters a diffusion model may commit before the
+        # closing tag ('{...}}</}}'): the call itself is whole and unambiguous.
+        obj, end = json.JSONDecoder().raw_decode(body.strip())
     except json.JSONDecodeError as exc:
         return BadToolCall(raw, f"the call is not valid JSON: {exc}")
+    if "{" in body.strip()[end:]:
+        return BadToolCall(raw, "the call holds more than one JSON object")
     if not isinstance(obj, dict):
         return BadToolCall(raw, "the call is not a JSON object")
     name = obj.get("name")

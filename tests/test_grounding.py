@@ -20,13 +20,16 @@ def test_one_spelling_per_value():
 
 @pytest.mark.parametrize(
     "reply",
-    ["828 divided by 18 is 46.", "That's 46.", "It comes to forty-six.", "Sure, here you go."],
+    ["828 divided by 18 is 46.", "That's 46.", "That's 46.0 exactly."],
 )
 def test_a_reply_that_says_the_results_numbers_is_kept(reply):
     assert grounded(reply, SUM, "What's 828 over 18?") == reply
 
 
-@pytest.mark.parametrize("reply", ["8 times 18 is 468.", "828 divided by 18 is 64.", "It's 46.5."])
+@pytest.mark.parametrize(
+    "reply",
+    ["8 times 18 is 468.", "828 divided by 18 is 64.", "It's 46.5.", "It's 828.", "Sure, here you go."],
+)
 def test_a_wrong_number_gives_way_to_the_tools_own_sentence(reply):
     assert grounded(reply, SUM, "What's 828 over 18?") == json.loads(SUM)["text"]
 

@@ -158,6 +158,7 @@ def test_bad_calls_are_reported_not_spoken():
         '<tool_call>{"name": "x", "arguments": "not json"}</tool_call>': "does not hold JSON",
         "<tool_call>[1]</tool_call>": "not a JSON object",
         '<tool_call>{"name": "x", "arguments": {}': "ended inside",
+        '<tool_call>{"name": "x", "arguments": {}} {"name": "y"}</tool_call>': "more than one",
     }
     for text, message in cases.items():
         (event,) = parse_tool_calls(text)
@@ -167,6 +168,12 @@ def test_bad_calls_are_reported_not_spoken():
     assert events[0] == "Hi "
     assert isinstance(events[1], BadToolCall) and events[1].raw == '<tool_call>{"name": "a"'
     assert events[2:] == [ToolCall("b", "{}"), " bye"]
+
+
+def test_stray_characters_after_the_calls_object_are_dropped():
+    """A diffusion model may commit a stray '}}</' before the closing tag; the object is whole."""
+    text = '<tool_call>{"name": "set_timer", "arguments": {"minutes": 1}}</}}</tool_call>'
+    assert parse_tool_calls(text) == [ToolCall("set_timer", '{"minutes": 1}')]
 
 
 def test_events_are_frozen_and_parser_is_reusable():
@@ -181,17 +188,20 @@ def test_events_are_frozen_and_parser_is_reusable():
 # ---- the bundled dlm_voice template ----------------------------------------------------------
 
 
-def test_only_the_next_bundled_model_is_offered_tools():
-    """The shipped model predates tools: it keeps its old template (so its prompts do not change) and is
-    not offered built-in tools; the tokenizer the next one is trained with writes the tools template."""
+def test_the_bundled_models_know_the_builtin_tools_and_the_judges_twin_keeps_its_template():
+    """The data-v3 default and twin were trained with the known-tools template (the built-ins by heart,
+    a client's functions listed) and are offered tools; the judge's data-v1 twin keeps its old template
+    (its prompts, which the judge's calibration was fit on, do not change)."""
     from dlm_core.engine import DlmEngine
-    from training.bpe import CHAT_TEMPLATE
+    from training.bpe import CHAT_TEMPLATE, KNOWN_TOOLS_CHAT_TEMPLATE
 
     assert CHAT_TEMPLATE == DLM_VOICE_TEMPLATE
     for name in ("default", "twin"):
         config = json.loads((WEIGHTS / name / "tokenizer_config.json").read_text())
-        assert config["chat_template"] == OLD_DLM_VOICE_TEMPLATE, name
-    assert not DlmEngine.load(str(WEIGHTS / "default")).knows_tools
+        assert config["chat_template"] == KNOWN_TOOLS_CHAT_TEMPLATE, name
+    judge = json.loads((WEIGHTS / "judge_twin" / "tokenizer_config.json").read_text())
+    assert judge["chat_template"] == OLD_DLM_VOICE_TEMPLATE
+    assert DlmEngine.load(str(WEIGHTS / "default")).knows_tools
 
 
 def test_dlm_voice_template_renders_tool_free_chats_as_before():

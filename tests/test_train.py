@@ -559,15 +559,27 @@ def test_the_usefulness_harness_scores_what_it_is_given():
     bad = [usefulness.run_item(Canned({}), item) for item in items]
     assert usefulness.score(good, items)["useful"] == 1.0 and usefulness.score(bad, items)["useful"] == 0.0
     call = ToolCall("track_order", '{"order_id": "A1"}')
+
+    def fn(name, param):
+        schema = {"type": "object", "properties": {param: {"type": "string"}}, "required": [param]}
+        return {"type": "function", "function": {"name": name, "description": "", "parameters": schema}}
+
+    offered = [fn("track_order", "order_id"), fn("play_song", "query")]
     cases = {
-        "unseen": [([{"role": "user", "content": "Track A1"}], [], call)],
-        "no_call": [([{"role": "user", "content": "Hi"}], [], None)],
+        "unseen": [([{"role": "user", "content": "Track A1"}], offered, call)],
+        "no_call": [([{"role": "user", "content": "Hi"}], offered, None)],
     }
     canned = Canned(
         {"Track A1": '<tool_call>{"name": "track_order", "arguments": {"order_id": "A1"}}</tool_call>'}
     )
-    assert usefulness.call_accuracy(canned, cases) == {"unseen": [1.0, 1], "no_call": [1.0, 1]}
+    assert usefulness.call_accuracy(canned, cases) == {"unseen": [1.0, 1, 1.0], "no_call": [1.0, 1, 1.0]}
     assert usefulness.call_accuracy(Canned({"Hi": canned.answers["Track A1"]}), cases) == {
-        "unseen": [0.0, 1],
-        "no_call": [0.0, 1],
+        "unseen": [0.0, 1, 0.0],
+        "no_call": [0.0, 1, 0.0],
     }
+    # A name of its own with the arguments of the one function that takes them: right as the server runs
+    # it (dlm_core.tool_calls.offered_call), not named right by the model.
+    misnamed = Canned(
+        {"Track A1": '<tool_call>{"name": "order", "arguments": {"order_id": "A1"}}</tool_call>'}
+    )
+    assert usefulness.call_accuracy(misnamed, cases)["unseen"] == [1.0, 1, 0.0]

@@ -60,11 +60,11 @@ def test_the_prompt_is_the_chat_template_cut_before_the_users_end_of_turn(judge)
     assert judge.tokenizer.decode(ids, skip_special=False).endswith(FINISHED)
 
 
-def test_a_model_without_shifted_logits_is_refused():
+def test_a_model_that_is_not_causal_with_shifted_logits_is_refused():
     from dlm_core.checkpoints import BUNDLED_MODEL
 
     with pytest.raises(ValueError, match="logits_shift"):
-        TwinTurnEnd.load(str(BUNDLED_MODEL))  # the bidirectional diffusion model
+        TwinTurnEnd.load(str(BUNDLED_MODEL))  # the diffusion model: shifted logits, block-causal
 
 
 def test_counted_sentence_ends_know_that_a_preposition_or_article_does_not_end_a_request():

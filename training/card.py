@@ -1,7 +1,7 @@
 """Model cards for the shipped default model and its AR twin, filled from their runs and the usefulness
 evaluation (training/usefulness.py).
 
-    python -m training.card --usefulness runs/v2_eval --default runs/v2_default --twin runs/v2_twin
+    python -m training.card --usefulness runs/v6_eval --default runs/v5_default --twin runs/v5_twin
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import torch
 from training.examples import REPEATS, SOURCES
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "dlm_core" / "weights"
-# The flags both data-v2 runs share (runs/v2_*): the model card prints them in its commands.
-V2_COMMON = (
+# The flags both data-v3 runs share (runs/v5_*): the model cards print them in their commands.
+V3_COMMON = (
     "--dim 256 --n-layers 4 --n-heads 4 --mlp-dim 768 --max-prompt 192 --reply-len 40 --batch-size 32 "
-    "--lr 2e-3 --warmup 100 --weight-decay 0.1 --bf16 true --threads 1 --eval-every 400 --eval-rows 256 "
+    "--warmup 100 --weight-decay 0.1 --bf16 true --threads 2 --eval-every 500 --eval-rows 256 "
     "--ckpt-every 100 --log-every 20"
 )
 SOURCE_NOTES = {
@@ -30,7 +30,7 @@ SOURCE_NOTES = {
     "animals' young and sounds, planets and other trivia, written as structured data",
     "tools": "`training/tool_data.py`: the built-in tools (time, sums, units, timers) and made-up client "
     "functions: the call, the result -> one spoken sentence, requests needing no tool beside a tool list",
-    "templates": "`training/templates.py`: the small-talk topics data v2 keeps (yes/no, sorry, "
+    "templates": "`training/templates.py`: the small-talk topics data v2 and v3 keep (yes/no, sorry, "
     "compliments, insults, repeat, fun facts)",
 }
 
@@ -42,11 +42,13 @@ def run_facts(run: Path) -> dict:
     """Size, progress and compute of a run, from its checkpoint."""
     state = torch.load(run / "ckpt.pt", weights_only=False, map_location="cpu")
     cfg = state["config"]
-    best = min(state["history"], key=lambda h: h["held_out"]) if state["history"] else {}
+    history = state["history"]
+    best = min(history, key=lambda h: h["held_out"]) if history else {}
     return {
         "steps": state["step"],
         "best_step": best.get("step", state["step"]),
-        "held_out": best.get("held_out", float("nan")),
+        "best_held_out": best.get("held_out", float("nan")),
+        "held_out": history[-1]["held_out"] if history else float("nan"),  # the last weights ship
         "positions": state["tokens"] / 1e6,
         "rows": state["step"] * cfg["batch_size"],
         "minutes": state["elapsed"] / 60,
@@ -58,6 +60,7 @@ def run_facts(run: Path) -> dict:
         "block": cfg["block_size"],
         "reply_len": cfg["reply_len"],
         "max_prompt": cfg["max_prompt"],
+        "params": sum({v.data_ptr(): v.numel() for v in state["model"].values()}.values()) / 1e6,  # tied once
         "threads": cfg["threads"],
         "dtype": "bf16 autocast" if cfg["bf16"] else "fp32",
     }
@@ -82,13 +85,19 @@ def score_table(result: dict) -> str:
                     f"{split[k][0]:.0%} of {split[k][1]}" if k in split else "-"
                     for k in ("wording", "fact", "issue")
                 ),
-                *(f"{s['calls'][k][0]:.0%} of {s['calls'][k][1]}" for k in ("seen", "unseen", "no_call")),
+                *(call_cell(s["calls"][k]) for k in ("seen", "unseen", "no_call")),
                 f"{s['tokens_per_forward']:.2f}",
                 f"{s['median_first_ms']:.0f}",
                 f"{s['median_reply_ms']:.0f}",
             ]
             rows.append(f"| {model} | {decoding} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def call_cell(entry: list) -> str:
+    """ "share as the server runs it (share the model named right itself) of rows"."""
+    share, n, *named = entry
+    return f"{share:.0%}" + (f" ({named[0]:.0%})" if named and named[0] != share else "") + f" of {n}"
 
 
 def category_table(result: dict, columns: list[tuple[str, str]]) -> str:
@@ -138,12 +147,9 @@ def machine() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.card")
-    parser.add_argument("--usefulness", default="runs/v2_eval", help="training.usefulness's --out")
-    parser.add_argument("--default", default="runs/v2_default")
-    parser.add_argument("--twin", default="runs/v2_twin")
-    parser.add_argument(
-        "--wall-minutes", type=float, required=True, help="wall time of the two runs side by side"
-    )
+    parser.add_argument("--usefulness", default="runs/v6_eval", help="training.usefulness's --out")
+    parser.add_argument("--default", default="runs/v5_default")
+    parser.add_argument("--twin", default="runs/v5_twin")
     parser.add_argument("--weights", default=str(WEIGHTS), help="folder holding default/ and twin/")
     parser.add_argument("--note", default="", help="how the runs departed from the one command, if they did")
     args = parser.parse_args(argv)
@@ -153,14 +159,16 @@ def main(argv=None) -> int:
     diffusion, twin = run_facts(Path(args.default)), run_facts(Path(args.twin))
     columns = [(m, d) for m, by in result.items() if isinstance(by, dict) for d in by]
     common = {
-        "params": sum(p.numel() for p in torch.load(Path(args.default) / "best.pt")["model"].values()) / 1e6,
         "scores": score_table(result),
         "categories": category_table(result, columns),
         "data": table,
         "epoch_rows": epoch,
         "machine": machine(),
-        "wall": args.wall_minutes,
-        "common": V2_COMMON,
+        "wall": diffusion["minutes"]
+        + twin["minutes"],  # one after the other: the diffusion run starts from the twin
+        "twin_minutes": twin["minutes"],
+        "twin_positions": twin["positions"],
+        "common": V3_COMMON,
         "replies": (Path(args.usefulness) / "replies.md").read_text().strip(),
         "items": result["items"],
         "twin_held_out": twin["held_out"],

@@ -23,9 +23,9 @@ CAMEL_SHARE = 0.15  # functions offered under a camelCase name ("getWeather")
 # Training functions offered under a name made up for the example ("query_forecast"), so the model
 # copies the name from the list instead of recalling the few names it has seen (data v3).
 COINED_SHARE = 0.5
-VERBS = ("get", "fetch", "check", "find", "lookup", "query", "show", "read", "run", "make", "set", "start",
-         "request", "handle", "open", "update", "submit", "do", "add", "search")
-FILLERS = ("info", "data", "task", "action", "service", "entry", "now", "v2", "tool", "request")
+VERBS = tuple("get fetch check find lookup query show read run make set start request handle open".split())
+VERBS += ("update", "submit", "do", "add", "search")
+FILLERS = tuple("info data task action service entry now v2 tool request".split())
 CLIENT_ERRORS = [
     "The service is not responding.",
     "Request timed out.",

@@ -17,7 +17,7 @@ Held-out examples use other wordings of the built-in
 requests and other client functions (names unseen in training), so their score measures generalising.
 Since data v3 a training function is offered half the time under a name coined for the example
 (training.tool_clients.coined_name), so the model copies names from the list instead of recalling them.
-Every example fits the shipped 512-token context with the bundled tokenizer (one that is too long is
+Every example fits the 512-token context with the data-v1 tokenizer (budget_tokenizer; one that is too long is
 drawn again); a tokenizer trained on this data needs about 2/3 as many tokens, so a training run keeps
 all tool rows with --max-prompt 384 --reply-len 64.
 """
@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 
 from assistant.tools.builtin import BUILTIN_TOOLS as _REALTIME_BUILTINS
-from dlm_core.checkpoints import BUNDLED_MODEL
+from dlm_core.checkpoints import JUDGE_TWIN
 from dlm_core.tokenizer import DlmTokenizer
 from dlm_core.tool_calls import DLM_VOICE_TEMPLATE, call_text
 from training.examples import SYSTEM_PROMPTS, TOOLS, Example
@@ -62,7 +62,7 @@ TALK_FACTS = 400  # fact questions among them
 DECLINE_SHARE = 0.4  # no-tool requests that ask for something no tool on offer does (when there is one)
 HISTORY_SHARE = 0.25  # examples with an earlier exchange before the request
 MAX_CLIENT_TOOLS = 4
-# The shipped model's context. Prompt and reply must fit it with the bundled tokenizer, which knows no
+# The 512-token context. Prompt and reply must fit it with the data-v1 tokenizer, which knows no
 # tool markup and so splits it finely: a tokenizer trained on this data needs about 2/3 as many tokens.
 CONTEXT_TOKENS = 512
 HELD_NAMES = {n for t in HELD_OUT for n in t.names}  # a coined training name never takes one of these
@@ -208,8 +208,9 @@ MAKERS = {
 
 
 def budget_tokenizer() -> DlmTokenizer:
-    """The bundled model's tokenizer with the dlm_voice chat template (which its folder may predate)."""
-    bundled = DlmTokenizer.from_dir(BUNDLED_MODEL)
+    """The data-v1 tokenizer (the judge's twin's, the bundled models' until data v3) with the dlm_voice
+    chat template (which its folder predates): the tool data is sized by it, so it stays the same data."""
+    bundled = DlmTokenizer.from_dir(JUDGE_TWIN)
     return DlmTokenizer(bundled.tok, bundled.special, DLM_VOICE_TEMPLATE)
 
 

@@ -249,7 +249,11 @@ def _drop_dir(prepared):
 
 
 def export(
-    run_dir: str | Path, dest: str | Path, card: str | None = None, dtype=torch.bfloat16, weights: str = "best"
+    run_dir: str | Path,
+    dest: str | Path,
+    card: str | None = None,
+    dtype=torch.bfloat16,
+    weights: str = "best",
 ) -> Path:
     """Write a run's best weights (held-out; the last ones if it never evaluated, or `weights="last"`)
     in our "dlm_voice" layout via dlm_core.checkpoints.save_checkpoint. The held-out loss is measured on
@@ -278,7 +282,10 @@ def main(argv=None) -> int:
     parser.add_argument("--export", default=None, help="after training, write the model to this folder")
     parser.add_argument("--card", default=None, help="model card file copied as README.md on export")
     parser.add_argument(
-        "--export-weights", choices=("best", "last"), default="best", help="the held-out best or the last weights"
+        "--export-weights",
+        choices=("best", "last"),
+        default="best",
+        help="the held-out best or the last weights",
     )
     parser.add_argument(
         "--time-limit",

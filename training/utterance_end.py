@@ -24,8 +24,8 @@ the set's sentences occur whole in the data ("thanks" 288 times, "okay" 268), an
 "Thanks!" scored 0.05 and "Okay." 0.01. config.json lists how often each occurs.
 
 Reproducible from the seed (the row order, the fillers and the initial weights); the weights are
-written in float16 with the tokenizer they were trained with (the bundled model's) and a config.json
-that records the recipe and the held-out figures.
+written in float16 with the tokenizer they were trained with (the data-v1 one of
+dlm_core/weights/judge_twin) and a config.json that records the recipe and the held-out figures.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlm_core.checkpoints import BUNDLED_MODEL
+from dlm_core.checkpoints import JUDGE_TWIN
 from dlm_core.model import ModelConfig
 from dlm_core.tokenizer import DlmTokenizer
 from training import turn_pauses
@@ -298,7 +298,7 @@ def export(model: EndModel, out: Path, recipe: Recipe, stats: dict, log: list) -
     state = {k: v.half().contiguous() for k, v in model.state_dict().items() if k != "body.lm_head.weight"}
     save_file(state, str(out / WEIGHTS_FILE))
     for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(BUNDLED_MODEL / name, out / name)
+        shutil.copyfile(JUDGE_TWIN / name, out / name)
     best = min(log, key=lambda r: r["loss"])
     meta = {
         "format": FORMAT,
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         chitchat=not args.no_chitchat,
         leave_out_evaluation=args.leave_out_evaluation,
     )
-    word_ids = WordIds(DlmTokenizer.from_dir(BUNDLED_MODEL))
+    word_ids = WordIds(DlmTokenizer.from_dir(JUDGE_TWIN))
     train_rows, held, stats = build_rows(recipe, word_ids)
     print(f"data: {stats}", flush=True)
     model, log = train(recipe, train_rows, held, word_ids.tokenizer.vocab_size)

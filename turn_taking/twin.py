@@ -5,7 +5,7 @@ ten minutes." the end-of-turn token is likely, after "I want to go to the" it is
 message with the checkpoint's own chat template, cut it just before that message's end-of-turn token,
 and read the probability of that token from one forward pass (as LiveKit's turn detector does).
 
-    twin = TwinTurnEnd.load()                   # the bundled autoregressive twin
+    twin = TwinTurnEnd.load()                   # the judge's AR twin (dlm_core/weights/judge_twin)
     twin.p_end("Please set a timer for ten minutes.")    # 0.68
     twin.p_end("I want to go to the")                    # 0.002
 
@@ -20,7 +20,7 @@ import re
 
 import torch
 
-from dlm_core.checkpoints import BUNDLED_TWIN, load_checkpoint
+from dlm_core.checkpoints import JUDGE_TWIN, load_checkpoint
 from dlm_core.tokenizer import DlmTokenizer
 
 # Whisper ends most transcripts with a full stop, also ones the speaker broke off ("I want to go to
@@ -43,10 +43,10 @@ def normalise(text: str) -> str:
 
 class TwinTurnEnd:
     def __init__(self, model: torch.nn.Module, tokenizer: DlmTokenizer, device: str | torch.device = "cpu"):
-        if not model.cfg.logits_shift:
+        if not model.cfg.logits_shift or model.cfg.attention != "causal":
             raise ValueError(
                 "TwinTurnEnd needs a causal model whose output at position i predicts token i+1 "
-                "(logits_shift), such as the bundled twin at dlm_core/weights/twin"
+                "(logits_shift), such as the judge's twin at dlm_core/weights/judge_twin"
             )
         self.model = model
         self.tokenizer = tokenizer
@@ -58,8 +58,8 @@ class TwinTurnEnd:
 
     @classmethod
     def load(cls, spec: str | None = None, device: str | torch.device = "cpu") -> TwinTurnEnd:
-        """spec: a checkpoint folder or hub id (load_checkpoint's rules); None: the bundled AR twin."""
-        loaded = load_checkpoint(str(BUNDLED_TWIN) if spec is None else spec, device=device)
+        """spec: a checkpoint folder or hub id (load_checkpoint's rules); None: the judge's AR twin."""
+        loaded = load_checkpoint(str(JUDGE_TWIN) if spec is None else spec, device=device)
         return cls(loaded.model, loaded.tokenizer, device)
 
     def prompt_ids(self, text: str) -> list[int]:
