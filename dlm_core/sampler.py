@@ -79,7 +79,7 @@ class SamplerConfig:
     cache: str = "auto"  # fast: "auto" (exact prefix cache, or dual for bidirectional),
     #                                     "none", "prefix", "dual" (bidirectional only: caches the tail masks)
     seed: int | None = None  # seeds sampling when temperature > 0
-    repetition_penalty: float = 1.2  # > 1 damps tokens the reply already holds (CTRL/HF rule); 1 = off
+    repetition_penalty: float = 1.0  # > 1 damps tokens the reply already holds (CTRL/HF rule); 1 = off
     # faithful only (fast/reference ignore them; faithful ignores max_steps_per_block, early_stop and
     # repetition_penalty, which no original has):
     decoding: str | None = None  # which published decoder: one of DECODINGS

@@ -69,8 +69,7 @@ class Speaker:
         if len(ids) + MAX_NEW_TOKENS > self.model.cfg.max_seq_len:
             return ""
         if self.decoding == AR:
-            penalty = SamplerConfig.preset("balanced").repetition_penalty  # the server's, none since v3
-            stream = generate_autoregressive(self.model, self.tok, ids, MAX_NEW_TOKENS, penalty)
+            stream = generate_autoregressive(self.model, self.tok, ids, MAX_NEW_TOKENS)  # as the server
         else:
             cfg = SamplerConfig.preset(self.decoding, max_new_tokens=MAX_NEW_TOKENS)
             stream = generate(self.model, self.tok, ids, cfg)
