@@ -36,35 +36,27 @@ def numbers(text: str) -> set[str]:
     return {canonical(m.rstrip(".,:")) for m in NUMBER.findall(text)}
 
 
-def spoken_result(output: str) -> str | None:
-    """The sentence a built-in tool's JSON output gives for speaking ("text"), if it has one."""
+def fields(output: str) -> dict:
+    """A tool's JSON output as a dict ({} when it is not a JSON object)."""
     try:
         value = json.loads(output)
     except ValueError:
-        return None
-    text = value.get("text") if isinstance(value, dict) else None
-    return text if isinstance(text, str) and text.strip() else None
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def grounded(reply: str, output: str, request: str = "") -> str:
     """`reply` if every number it says is in the tool's `output` or the `request`, and it says the
     output's "result" where there is a numeric one (a sum: "9 divided by 3 is 3", not "It is 9"); else
-    the tool's own sentence (the reply itself where the tool has none)."""
-    said = numbers(reply)
-    answer = _result(output)
-    if said <= numbers(output) | numbers(request) and (answer is None or answer in said):
+    the tool's own sentence, its "text" (the reply itself where the tool has none)."""
+    said, result = numbers(reply), fields(output)
+    answer = result.get("result")
+    needed = (
+        numbers(f"{abs(answer)}")
+        if isinstance(answer, int | float) and not isinstance(answer, bool)
+        else set()
+    )
+    if said <= numbers(output) | numbers(request) and (len(needed) != 1 or needed <= said):
         return reply
-    return spoken_result(output) or reply
-
-
-def _result(output: str) -> str | None:
-    """The canonical number of the output's "result" field, if it has a numeric one."""
-    try:
-        value = json.loads(output)
-    except ValueError:
-        return None
-    result = value.get("result") if isinstance(value, dict) else None
-    if isinstance(result, bool) or not isinstance(result, int | float):
-        return None
-    found = numbers(f"{abs(result)}")
-    return next(iter(found)) if len(found) == 1 else None
+    text = result.get("text")
+    return text if isinstance(text, str) and text.strip() else reply

@@ -11,7 +11,6 @@ while the user is typing.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from typing import ClassVar
 
@@ -19,6 +18,7 @@ from assistant import frames as F
 from assistant.bridge import blocking
 from assistant.config import SessionConfig
 from assistant.engines import Engines
+from assistant.grounding import fields
 from assistant.session import Session
 
 
@@ -59,14 +59,10 @@ class ChatView:
 
 def tool_result_text(output: str) -> str:
     """A tool's JSON output as a person reads it: its "text" (or "error") field, else the JSON."""
-    try:
-        value = json.loads(output)
-    except ValueError:
-        return output
-    if isinstance(value, dict):
-        for key in ("text", "error"):
-            if isinstance(value.get(key), str):
-                return value[key] if key == "text" else f"error: {value[key]}"
+    value = fields(output)
+    for key in ("text", "error"):
+        if isinstance(value.get(key), str):
+            return value[key] if key == "text" else f"error: {value[key]}"
     return output
 
 

@@ -46,24 +46,29 @@ def tool_outputs(events) -> list[dict]:
     return [json.loads(i.output) for i in items if i.type == "function_call_output"]
 
 
+def called(done) -> list[str]:
+    return [o.name for o in done.response.output if o.type == "function_call"]
+
+
+def said(events) -> str:
+    return "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
+
+
 @pytest.mark.slow
 async def test_the_default_model_tells_the_time_with_the_tool(default_server):
     events, done = await spoken_turn(default_server, "What time is it?")
-    calls = [o for o in done.response.output if o.type == "function_call"]
-    assert [c.name for c in calls] == ["get_time"], done.response.output
+    assert called(done) == ["get_time"], done.response.output
     (result,) = tool_outputs(events)
-    said = "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
+    words = said(events)
     audio = [e for e in events if e.type == "response.output_audio.delta"]
-    assert done.response.status == "completed" and said.strip() and audio
-    assert numbers(said) <= numbers(json.dumps(result)), (said, result)  # the tool's time, if any
+    assert done.response.status == "completed" and words.strip() and audio
+    assert numbers(words) <= numbers(json.dumps(result)), (words, result)  # the tool's time, if any
 
 
 @pytest.mark.slow
 async def test_the_default_model_sets_a_one_minute_timer(default_server):
     events, done = await spoken_turn(default_server, "Set a timer for one minute.")
-    calls = [o for o in done.response.output if o.type == "function_call"]
-    assert [c.name for c in calls] == ["set_timer"], done.response.output
+    assert called(done) == ["set_timer"], done.response.output
     (result,) = tool_outputs(events)
     assert 55 <= result["seconds"] <= 60, result  # a minute from when it ran
-    said = "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
-    assert done.response.status == "completed" and said.strip()
+    assert done.response.status == "completed" and said(events).strip()

@@ -39,14 +39,20 @@ async def ask(s: Session, text: str, got: list) -> F.ResponseDone:
     )
 
 
-@needs_tiny
-async def test_a_builtin_call_runs_and_joins_the_conversation(engines):
+async def ask_once(engines, text: str) -> tuple[Session, list, F.ResponseDone]:
+    """A tool session asked `text` once, then closed: (the session, every frame, the response's end)."""
     s = tool_session(engines)
     got: list = []
     try:
-        done = await ask(s, "What time is it?", got)
+        done = await ask(s, text, got)
     finally:
         await s.close()
+    return s, got, done
+
+
+@needs_tiny
+async def test_a_builtin_call_runs_and_joins_the_conversation(engines):
+    s, got, done = await ask_once(engines, "What time is it?")
     calls = [f for f in got if isinstance(f, F.FunctionCall)]
     outputs = [f for f in got if isinstance(f, F.FunctionOutput)]
     assert [c.name for c in calls] == ["get_time"] and json.loads(calls[0].arguments) == {}
@@ -65,12 +71,7 @@ async def test_a_builtin_call_runs_and_joins_the_conversation(engines):
 async def test_a_misread_result_is_said_as_the_tool_says_it(engines):
     """The tiny model memorised a wrong sum after calculate's result (testkit.tool_chat.MISREAD): the
     words said are the tool's, and the wrong number never goes out, not even in a text delta."""
-    s = tool_session(engines)
-    got: list = []
-    try:
-        done = await ask(s, "What is 6 times 7?", got)
-    finally:
-        await s.close()
+    _, got, done = await ask_once(engines, "What is 6 times 7?")
     outputs = [f for f in got if isinstance(f, F.FunctionOutput)]
     assert [json.loads(f.output)["result"] for f in outputs] == [42]
     text = "".join(f.text for f in got if isinstance(f, F.TextDelta))

@@ -164,8 +164,7 @@ def main(argv=None) -> int:
         "data": table,
         "epoch_rows": epoch,
         "machine": machine(),
-        "wall": diffusion["minutes"]
-        + twin["minutes"],  # one after the other: the diffusion run starts from the twin
+        "wall": diffusion["minutes"] + twin["minutes"],  # one after the other: diffusion starts from the twin
         "twin_minutes": twin["minutes"],
         "twin_positions": twin["positions"],
         "common": V3_COMMON,
