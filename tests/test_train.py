@@ -293,6 +293,18 @@ def test_tool_examples_are_deterministic_per_seed():
     assert len(a[1]) == sum(round(0.04 * n / HELD_OUT_DIVISOR) for n in COUNTS.values())
 
 
+def test_more_training_rows_leave_the_held_out_rows_as_they_were():
+    """TrainConfig.data_scale draws more training rows; the held-out rows a run is scored on stay."""
+    from training.data import assistant_examples
+    from training.tool_data import tool_examples
+
+    small, large = tool_examples(3, scale=0.04), tool_examples(3, scale=0.08, held_scale=0.04)
+    assert large[1] == small[1] and len(large[0]) > len(small[0])
+    (train_1, held_1), (train_2, held_2) = assistant_examples(5), assistant_examples(5, scale=1.5)
+    assert held_2 == held_1
+    assert train_2[: len(train_1)] == train_1 and len(train_2) > len(train_1)
+
+
 def test_tool_examples_render_with_the_dlm_voice_template_and_fit_the_context(tool_data):
     from training.examples import TOOLS
     from training.tool_data import CONTEXT_TOKENS, budget_tokenizer

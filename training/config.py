@@ -41,6 +41,9 @@ class TrainConfig:
     seed: int = 0  # everything derives from it
     vocab_size: int = 3072  # byte-level BPE size including special tokens
     tokenizer_dir: str | None = None  # reuse this tokenizer instead of training one (the twin shares it)
+    # Training rows drawn from the generated sources (intents, tools) per unit of their counts: fresh
+    # slot values instead of more epochs of the same rows. Held-out rows stay the same at any scale.
+    data_scale: float = 1.0
     dim: int = 128  # small and long beats big and short on a shared CPU
     n_layers: int = 4
     n_heads: int = 2

@@ -173,9 +173,11 @@ def template_examples(seed: int) -> list[Example]:
     return out
 
 
-def assistant_examples(seed: int) -> tuple[list[Example], list[Example]]:
+def assistant_examples(seed: int, scale: float = 1.0) -> tuple[list[Example], list[Example]]:
     """(train, held-out) rows of data v2's intents and facts, each with the server's system turn mostly
-    and the built-in tools on offer, as the server offers them (they render as nothing)."""
+    and the built-in tools on offer, as the server offers them (they render as nothing). `scale`
+    multiplies the training rows per intent; the rows past the first INTENT_ROWS come from a generator
+    of their own, so every other row stays the same at any scale."""
     rng = random.Random(seed)
     rows = {
         "train": [(q.user, q.reply, INTENTS, q.group) for q in intent_exchanges(rng, False, INTENT_ROWS)]
@@ -193,12 +195,18 @@ def assistant_examples(seed: int) -> tuple[list[Example], list[Example]]:
             Example((*system_turn(rng), ("user", user)), reply, source, group, tuple(BUILTIN_TOOLS))
             for user, reply, source, group in items
         ]
+    more, extra = random.Random(f"{seed}:more"), round((scale - 1) * INTENT_ROWS)
+    out["train"] += [
+        Example((*system_turn(more), ("user", q.user)), q.reply, INTENTS, q.group, tuple(BUILTIN_TOOLS))
+        for q in (intent_exchanges(more, False, extra) if extra > 0 else [])
+    ]
     return out["train"], out["test"]
 
 
-def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
+def load_examples(seed: int = 0, scale: float = 1.0) -> tuple[list[Example], list[Example]]:
     """(train, test) lists. A share of training examples get a system turn, drawn with `seed`; the tool
-    examples (which draw their own system turns) follow the others. Sources weighing 0 are not read."""
+    examples (which draw their own system turns) follow the others. Sources weighing 0 are not read.
+    `scale` multiplies the generated training rows (TrainConfig.data_scale); the test list is the same."""
     rng = random.Random(seed)
     train, test = [], []
     readers = {CHITCHAT: chitchat_examples, CHATTERBOT: chatterbot_examples}
@@ -212,6 +220,6 @@ def load_examples(seed: int = 0) -> tuple[list[Example], list[Example]]:
                 (("system", rng.choice(SYSTEM_PROMPTS)),) + ex.messages, ex.reply, ex.source, ex.group
             )
         train.append(ex)
-    assist_train, assist_test = assistant_examples(seed)
-    tool_train, tool_test = tool_examples(seed)
+    assist_train, assist_test = assistant_examples(seed, scale)
+    tool_train, tool_test = tool_examples(seed, scale, held_scale=1.0)
     return train + assist_train + tool_train, test + assist_test + tool_test

@@ -75,11 +75,12 @@ def prepare_data(cfg: TrainConfig) -> tuple[DlmTokenizer, Path, TokenizedSplit, 
     cache = out / "data.pt"
     train_ex = test_ex = None
     if cfg.tokenizer_dir is None and not (out / "tokenizer" / "tokenizer.json").is_file():
-        train_ex, test_ex = load_examples(cfg.seed)
+        train_ex, test_ex = load_examples(cfg.seed, cfg.data_scale)
     tok_dir = build_tokenizer(cfg, train_ex)
     tok = DlmTokenizer.from_dir(tok_dir)
     key = {
         "seed": cfg.seed,
+        "data_scale": cfg.data_scale,
         "max_prompt": cfg.max_prompt,
         "reply_len": cfg.reply_len,
         "format": DATA_CACHE_FORMAT,
@@ -90,7 +91,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[DlmTokenizer, Path, TokenizedSplit, 
         if saved["key"] == key:
             return tok, tok_dir, _unpack(saved["train"]), _unpack(saved["test"])
     if train_ex is None:
-        train_ex, test_ex = load_examples(cfg.seed)
+        train_ex, test_ex = load_examples(cfg.seed, cfg.data_scale)
     train, test = tokenize(train_ex, tok, cfg), tokenize(test_ex, tok, cfg)
     train.texts = []  # only held-out texts are read (sample prompts); keeps the cache small
     torch.save(

@@ -254,8 +254,13 @@ def split_examples(
     return examples
 
 
-def tool_examples(seed: int = 0, scale: float = 1.0) -> tuple[list[Example], list[Example]]:
-    """(train, held-out) tool-use examples, the same for the same seed; `scale` multiplies COUNTS."""
+def tool_examples(
+    seed: int = 0, scale: float = 1.0, held_scale: float | None = None
+) -> tuple[list[Example], list[Example]]:
+    """(train, held-out) tool-use examples, the same for the same seed; `scale` multiplies COUNTS, and
+    `held_scale` (default: `scale`) the held-out ones. Each split draws from its own seed, so one split
+    stays the same whatever the other's scale."""
     talk, tok = Talk.draw(seed), budget_tokenizer()
     train = split_examples(random.Random(2 * seed), False, talk, tok, scale)
-    return train, split_examples(random.Random(2 * seed + 1), True, talk, tok, scale)
+    held = scale if held_scale is None else held_scale
+    return train, split_examples(random.Random(2 * seed + 1), True, talk, tok, held)
