@@ -233,14 +233,14 @@ ToolEvent = str | ToolCall | BadToolCall
 def parse_call(body: str) -> ToolCall | BadToolCall:
     """The text between <tool_call> and </tool_call>. `arguments` may also be named "parameters" (some
     models write that), may be a string holding JSON, and may be left out for a call without any."""
-    raw = CALL_OPEN + body + CALL_CLOSE
+    raw, body = CALL_OPEN + body + CALL_CLOSE, body.strip()
     try:
         # The object, and nothing after it but stray characters a diffusion model may commit before the
         # closing tag ('{...}}</}}'): the call itself is whole and unambiguous.
-        obj, end = json.JSONDecoder().raw_decode(body.strip())
+        obj, end = json.JSONDecoder().raw_decode(body)
     except json.JSONDecodeError as exc:
         return BadToolCall(raw, f"the call is not valid JSON: {exc}")
-    if "{" in body.strip()[end:]:
+    if "{" in body[end:]:
         return BadToolCall(raw, "the call holds more than one JSON object")
     if not isinstance(obj, dict):
         return BadToolCall(raw, "the call is not a JSON object")

@@ -305,6 +305,12 @@ def test_more_training_rows_leave_the_held_out_rows_as_they_were():
     assert train_2[: len(train_1)] == train_1 and len(train_2) > len(train_1)
 
 
+def test_a_data_scale_below_one_is_refused():
+    """Fewer rows would change the held-out ones, so the scale only adds."""
+    with pytest.raises(ValueError, match="data_scale"):
+        TrainConfig(data_scale=0.5)
+
+
 def test_tool_examples_render_with_the_dlm_voice_template_and_fit_the_context(tool_data):
     from training.examples import TOOLS
     from training.tool_data import CONTEXT_TOKENS, budget_tokenizer

@@ -42,7 +42,7 @@ class TrainConfig:
     vocab_size: int = 3072  # byte-level BPE size including special tokens
     tokenizer_dir: str | None = None  # reuse this tokenizer instead of training one (the twin shares it)
     # Training rows drawn from the generated sources (intents, tools) per unit of their counts: fresh
-    # slot values instead of more epochs of the same rows. Held-out rows stay the same at any scale.
+    # slot values instead of more epochs of the same rows. At least 1: held-out rows stay the same.
     data_scale: float = 1.0
     dim: int = 128  # small and long beats big and short on a shared CPU
     n_layers: int = 4
@@ -85,6 +85,8 @@ class TrainConfig:
             raise ValueError("the AR objective needs attention='causal' and logits_shift")
         if self.objective == "diffusion" and self.logits_shift and self.attention != "block_causal":
             raise ValueError("a shifted diffusion model needs attention='block_causal'")
+        if self.data_scale < 1:
+            raise ValueError(f"data_scale adds training rows: it must be >= 1, got {self.data_scale}")
         if self.reply_len < 2 or self.max_prompt < 4:
             raise ValueError("reply_len must be >= 2 and max_prompt >= 4")
         if self.loss_weighting not in WEIGHTINGS:

@@ -176,8 +176,8 @@ def template_examples(seed: int) -> list[Example]:
 def assistant_examples(seed: int, scale: float = 1.0) -> tuple[list[Example], list[Example]]:
     """(train, held-out) rows of data v2's intents and facts, each with the server's system turn mostly
     and the built-in tools on offer, as the server offers them (they render as nothing). `scale`
-    multiplies the training rows per intent; the rows past the first INTENT_ROWS come from a generator
-    of their own, so every other row stays the same at any scale."""
+    (at least 1) multiplies the training rows per intent; the rows past the first INTENT_ROWS come from
+    a generator of their own, so every other row stays the same at any scale."""
     rng = random.Random(seed)
     rows = {
         "train": [(q.user, q.reply, INTENTS, q.group) for q in intent_exchanges(rng, False, INTENT_ROWS)]
@@ -189,18 +189,17 @@ def assistant_examples(seed: int, scale: float = 1.0) -> tuple[list[Example], li
             for q in fact_exchanges(rng, s)
         ],
     }
-    out = {}
-    for split, items in rows.items():
-        out[split] = [
-            Example((*system_turn(rng), ("user", user)), reply, source, group, tuple(BUILTIN_TOOLS))
-            for user, reply, source, group in items
-        ]
-    more, extra = random.Random(f"{seed}:more"), round((scale - 1) * INTENT_ROWS)
-    out["train"] += [
-        Example((*system_turn(more), ("user", q.user)), q.reply, INTENTS, q.group, tuple(BUILTIN_TOOLS))
-        for q in (intent_exchanges(more, False, extra) if extra > 0 else [])
+    more = random.Random(f"{seed}:more")
+    rows["more"] = [
+        (q.user, q.reply, INTENTS, q.group)
+        for q in intent_exchanges(more, False, round((scale - 1) * INTENT_ROWS))
     ]
-    return out["train"], out["test"]
+
+    def example(r: random.Random, user, reply, source, group) -> Example:
+        return Example((*system_turn(r), ("user", user)), reply, source, group, tuple(BUILTIN_TOOLS))
+
+    out = {split: [example(rng, *item) for item in rows[split]] for split in ("train", "test")}
+    return out["train"] + [example(more, *item) for item in rows["more"]], out["test"]
 
 
 def load_examples(seed: int = 0, scale: float = 1.0) -> tuple[list[Example], list[Example]]:
